@@ -1,0 +1,44 @@
+"""TransTailor: prune and fine-tune a pretrained CNN for a small target task.
+
+The typed public API::
+
+    import transtailor as tt
+    cfg = tt.FinetuneConfig(model="efficientnet_lite0", data="path/to/images", mode="full", out="runs/ft")
+    result = tt.finetune(cfg)               # FT / FT-Full; writes the run folder
+    model = tt.load_model("runs/ft")        # the saved model, without pickled code
+"""
+
+from .config import CommonConfig, EvaluateConfig, FinetuneConfig, resolve
+from .data import DataBundle, build_data
+from . import runs
+from .errors import ConfigError, DataError, ModelError, TransTailorError
+from .methods import FinetuneResult, evaluate_saved, finetune
+from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
+from .models.serialize import load_bundle
+from .models.zoo import wrap_module
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CommonConfig",
+    "ConfigError",
+    "DataBundle",
+    "DataError",
+    "EvaluateConfig",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "ModelBundle",
+    "ModelError",
+    "TransTailorError",
+    "build_data",
+    "count_macs_params",
+    "create_model",
+    "evaluate_saved",
+    "finetune",
+    "load_bundle",
+    "load_model",
+    "measure_latency",
+    "resolve",
+    "save_model",
+    "wrap_module",
+]

@@ -1,0 +1,124 @@
+"""The ``transtailor`` command.
+
+Each subcommand's flags are generated from its config dataclass (``--field-name`` for every
+field), so a YAML file given with ``--config`` accepts exactly the same options; flags given on
+the command line win over the file. Problems with the user's input print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any, Callable, NoReturn, Sequence
+
+from ..config import EvaluateConfig, FinetuneConfig, resolve
+from ..errors import TransTailorError
+
+POSITIONAL = {"model_path": "MODEL_OR_RUN"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    for f in dataclasses.fields(cls):
+        help_text = f.metadata.get("help", "")
+        if f.default is not None and f.default != "":
+            help_text += f" (default: {f.default})"
+        if f.name in POSITIONAL:
+            parser.add_argument(f.name, metavar=POSITIONAL[f.name], help=f.metadata.get("help"))
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help_text,
+                                choices=f.metadata.get("choices"), metavar=f.name.upper())
+    parser.add_argument("--config", dest="_config", default=None, metavar="YAML",
+                        help="read options from a YAML file; command-line flags win")
+
+
+def _cmd_finetune(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods import finetune
+
+    cfg = resolve(FinetuneConfig, flags=args, config_file=config_file)
+    result = finetune(cfg)
+    _print_summary(result.summary, result.run_dir)
+    return 0
+
+
+def _cmd_evaluate(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods import evaluate_saved
+
+    cfg = resolve(EvaluateConfig, flags=args, config_file=config_file)
+    print(json.dumps(evaluate_saved(cfg), indent=2))
+    return 0
+
+
+def _cmd_models(args: dict[str, Any], config_file: str | None) -> int:
+    from ..models import available_models
+
+    print("\n".join(available_models()))
+    print("... and any timm model as timm:NAME", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], int], str]] = {
+    "finetune": (FinetuneConfig, _cmd_finetune, "FT (--mode head) or FT-Full (--mode full)"),
+    "evaluate": (EvaluateConfig, _cmd_evaluate, "re-evaluate a saved model or run folder on a data set"),
+    "models": (None, _cmd_models, "list the model names accepted by --model"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="transtailor", description="Prune and fine-tune a pretrained CNN for your task.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=_Parser)
+    for name, (cls, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if cls is not None:
+            _add_config_flags(p, cls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = vars(parser.parse_args(argv))
+    command = ns.pop("_command")
+    if command is None:
+        parser.print_help()
+        return 2
+    quiet = ns.pop("quiet")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    config_file = ns.pop("_config", None)
+    try:
+        return COMMANDS[command][1](ns, config_file)
+    except TransTailorError as exc:
+        print(f"transtailor {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"transtailor {command}: interrupted; completed files in the run folder are kept", file=sys.stderr)
+        return 130
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:
+    keys = ("method", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_ms_b1", "latency_ms_b32",
+            "wall_seconds", "skipped_files")
+    print(json.dumps({k: summary[k] for k in keys if k in summary} | {"run_dir": str(run_dir)}, indent=2))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Typed run configuration, presets and YAML files.
+
+One dataclass per command holds every option. The CLI builds its flags from these fields, so a
+field added here is at once a flag (``--field-name``), a YAML key (``field_name`` or
+``field-name``) and an attribute. Precedence, lowest first: field default, ``--preset``, the
+``--config`` YAML file, command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with the help text and choices the CLI shows."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+#: Named bundles of settings. ``paper`` is the AAAI 2021 paper's optimiser settings at 224 px;
+#: the defaults are tuned for short CPU runs (see docs/training.md for the measurement).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "lr_head": 0.005,
+        "lr_backbone": 0.0005,
+        "momentum": 0.9,
+        "weight_decay": 0.005,
+        "image_size": 224,
+    },
+}
+
+
+@dataclass
+class CommonConfig:
+    """Options shared by every command that trains or evaluates."""
+
+    # data
+    data: str = option("digits", "an image folder (train/ + test/ [+ val/], or class folders) or a recipe name")
+    data_root: str | None = option(None, "folder holding a recipe's official files (caltech256, cub200, ...)")
+    image_size: int | None = option(None, "training crop size in pixels (default: 224 as in the paper, or a "
+                                          "recipe's own, e.g. 96 for digits)")
+    crop_pct: float = option(0.875, "evaluation centre crop as a fraction of the resized image")
+    val_fraction: float = option(0.1, "fraction of train held out for validation when there is no val/ split")
+    test_fraction: float = option(0.2, "fraction held out for test when the data has no test/ split")
+    cache: bool = option(False, "decode and resize every image once into memory (fast on small CPU data)")
+    workers: int = option(-1, "DataLoader worker processes (-1: automatic)")
+    # model
+    model: str = option("efficientnet_lite0", "torchvision name, timm:NAME, or efficientnet_lite0")
+    weights: str = option("default", "'default' (pretrained), 'none' (random init) or a .pth file")
+    # optimisation
+    batch_size: int = option(32, "images per training step")
+    epochs: int = option(4, "training epochs")
+    lr_head: float = option(0.05, "learning rate of the new classifier head")
+    lr_backbone: float = option(0.005, "learning rate of the pretrained layers")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(0.005, "SGD weight decay")
+    schedule: str = option("cosine", "learning-rate schedule", ("cosine", "step", "constant"))
+    seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    out: str | None = option(None, "run folder to write (default: runs/<command>-<model>-<data>)")
+    preset: str | None = option(None, "named settings applied under the config file and flags", tuple(PRESETS))
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that make no sense."""
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _positive(self, "batch_size")
+        _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "threads")
+        _fraction(self, "val_fraction", lo_open=False)
+        _fraction(self, "test_fraction", lo_open=True)
+        if not 0.0 < self.crop_pct <= 1.0:
+            raise ConfigError(f"--crop-pct must be in (0, 1], got {self.crop_pct}")
+        if self.workers < -1:
+            raise ConfigError(f"--workers must be -1 (automatic) or >= 0, got {self.workers}")
+        _check_choices(self)
+
+
+@dataclass
+class FinetuneConfig(CommonConfig):
+    """``transtailor finetune``: FT (head only) or FT-Full (all layers)."""
+
+    mode: str = option("full", "'head' trains only the new classifier (FT); 'full' trains every layer (FT-Full)",
+                       ("head", "full"))
+
+
+@dataclass
+class EvaluateConfig:
+    """``transtailor evaluate``: re-evaluate a saved model on a data set."""
+
+    model_path: str = option("", "a saved model file or a run folder")
+    data: str = option("digits", "an image folder or a recipe name")
+    data_root: str | None = option(None, "folder holding a recipe's official files")
+    image_size: int | None = option(None, "evaluation size (default: the size the model was trained at)")
+    crop_pct: float | None = option(None, "evaluation centre crop fraction (default: as trained)")
+    batch_size: int = option(64, "images per evaluation step")
+    val_fraction: float = option(0.1, "as in training, to rebuild the same validation split")
+    test_fraction: float = option(0.2, "as in training, when the data has no test/ split")
+    seed: int = option(0, "the training seed, to rebuild the same splits")
+    cache: bool = option(False, "decode every image once into memory")
+    workers: int = option(-1, "DataLoader worker processes (-1: automatic)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+
+    def validate(self) -> None:
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _positive(self, "batch_size")
+        _fraction(self, "val_fraction", lo_open=False)
+        _fraction(self, "test_fraction", lo_open=True)
+        _check_choices(self)
+
+
+C = TypeVar("C")
+
+
+def resolve(cls: type[C], *, flags: Mapping[str, Any] | None = None, config_file: str | Path | None = None) -> C:
+    """Build a validated ``cls`` from defaults, preset, YAML file and explicit flags."""
+    flags = dict(flags or {})
+    from_file = load_yaml(config_file) if config_file else {}
+    preset = flags.get("preset", from_file.get("preset"))
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        values.update({k: v for k, v in PRESETS[preset].items() if k in _field_names(cls)})
+    values.update(from_file)
+    values.update(flags)
+    return from_dict(cls, values)
+
+
+def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
+    """Build ``cls`` from a mapping, checking names and types; raises :class:`ConfigError`."""
+    names = _field_names(cls)
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown option {raw_key!r}{hint}")
+        kwargs[key] = _coerce(key, value, hints[key])
+    cfg = cls(**kwargs)
+    cfg.validate()  # type: ignore[attr-defined]
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of options."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of option: value")
+    return data
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain dict (what ``config.yaml`` in a run folder holds)."""
+    return dataclasses.asdict(cfg)
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    if value is None:
+        if type(None) in get_args(hint):
+            return None
+        raise ConfigError(f"option {key!r} needs a value")
+    base = next((a for a in get_args(hint) if a is not type(None)), hint) if get_args(hint) else hint
+    if get_origin(base) is Literal:
+        base = str
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        if base is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option {key!r} expects {base.__name__}, got {value!r}") from None
+    return value
+
+
+def _positive(cfg: Any, *names: str) -> None:
+    for n in names:
+        if getattr(cfg, n) <= 0:
+            raise ConfigError(f"--{n.replace('_', '-')} must be positive, got {getattr(cfg, n)}")
+
+
+def _non_negative(cfg: Any, *names: str) -> None:
+    for n in names:
+        if getattr(cfg, n) < 0:
+            raise ConfigError(f"--{n.replace('_', '-')} must not be negative, got {getattr(cfg, n)}")
+
+
+def _fraction(cfg: Any, name: str, *, lo_open: bool) -> None:
+    v = getattr(cfg, name)
+    ok = (0.0 < v < 1.0) if lo_open else (0.0 <= v < 1.0)
+    if not ok:
+        rng = "(0, 1)" if lo_open else "[0, 1)"
+        raise ConfigError(f"--{name.replace('_', '-')} must be in {rng}, got {v}")
+
+
+def _check_choices(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        v = getattr(cfg, f.name)
+        if choices and v is not None and v not in choices:
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, got {v!r}")

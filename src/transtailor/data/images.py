@@ -1,0 +1,53 @@
+"""A labelled list of images: files on disk or arrays in memory, with class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+Item = Union[str, np.ndarray]
+
+
+@dataclass
+class LabeledImages:
+    """Images (paths or HxW[x3] uint8 arrays), their integer targets and the class names."""
+
+    items: list[Item]
+    targets: list[int]
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.items) != len(self.targets):
+            raise ValueError("items and targets differ in length")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
+        """The image as RGB PIL (decoding a file, or wrapping an array).
+
+        ``min_side`` lets JPEG decoding skip detail that a resize to that shorter side would drop.
+        """
+        item = self.items[index]
+        if isinstance(item, str):
+            with Image.open(item) as img:
+                if min_side:
+                    img.draft("RGB", (min_side, min_side))
+                return img.convert("RGB")
+        arr = np.asarray(item)
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        return Image.fromarray(arr.astype(np.uint8), "RGB")
+
+    def describe(self, index: int) -> str:
+        item = self.items[index]
+        return item if isinstance(item, str) else f"array #{index}"
+
+    def subset(self, indices: Sequence[int]) -> "LabeledImages":
+        return LabeledImages([self.items[i] for i in indices], [self.targets[i] for i in indices], self.classes)
+
+    def class_counts(self) -> list[int]:
+        return np.bincount(np.asarray(self.targets, dtype=np.int64), minlength=len(self.classes)).tolist()

@@ -1,0 +1,129 @@
+"""What every method does before and after its phases: set up, measure, summarise, save.
+
+:func:`prepare` checks every input (options, model, data) before it creates the run folder, so bad
+input writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..config import CommonConfig, to_dict
+from ..data import DataBundle, build_data
+from ..data.recipes import default_image_size
+from ..errors import ConfigError
+from ..models import count_macs_params, measure_latency, save_model
+from ..models.heads import replace_head
+from ..models.zoo import ModelBundle, create_model, wrap_module
+from ..runs import MODEL_FILE, RunDir
+from ..training import evaluate, resolve_device, seed_everything, set_threads
+
+log = logging.getLogger("transtailor")
+
+
+@dataclass
+class Setup:
+    cfg: CommonConfig
+    device: torch.device
+    bundle: ModelBundle
+    data: DataBundle
+    run: RunDir
+    started: float
+
+
+def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, overwrite: bool = False) -> Setup:
+    """Seed, pick the device, build the model with a target head and the data, then open the run folder."""
+    started = time.perf_counter()
+    cfg.validate()
+    if cfg.image_size is None:
+        cfg = dataclasses.replace(cfg, image_size=default_image_size(cfg.data))
+    out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
+    if cfg.out and not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    bundle = wrap_module(model) if model is not None else create_model(cfg.model, None, cfg.weights)
+    data = build_data(
+        cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
+        batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
+        cache=cfg.cache, workers=cfg.workers, data_root=cfg.data_root, device=device,
+    )
+    seed_everything(cfg.seed)  # the head's initialisation does not depend on how much data was read
+    bundle.head = replace_head(bundle.model, data.num_classes)
+    bundle.spec["num_classes"] = data.num_classes
+    bundle.model.to(device)
+    if device.type == "cuda":
+        bundle.model.to(memory_format=torch.channels_last)
+    run = RunDir(out).create()
+    run.write_config({"command": command, **to_dict(cfg), "out": str(out)})
+    run.reset_metrics()
+    log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
+             device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
+    return Setup(cfg, device, bundle, data, run, started)
+
+
+def _default_out(command: str, cfg: CommonConfig) -> Path:
+    data_name = Path(cfg.data).name or "data"
+    base = Path("runs") / f"{command}-{cfg.model.replace(':', '_')}-{data_name}"
+    out, n = base, 1
+    while out.exists() and any(out.iterdir()):
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def measure(model: nn.Module, image_size: int, *, latency: bool = True, repeats: int = 5) -> dict[str, Any]:
+    """MACs, parameters and (on a CPU copy) batch-1 and batch-32 latency in ms."""
+    macs, params = count_macs_params(model, image_size)
+    out: dict[str, Any] = {"macs": macs, "params": params}
+    if latency:
+        cpu_model = model if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
+        out["latency_ms_b1"] = measure_latency(cpu_model, image_size, 1, repeats=repeats * 2)
+        out["latency_ms_b32"] = measure_latency(cpu_model, image_size, 32, repeats=repeats)
+        out["latency_threads"] = torch.get_num_threads()
+    return out
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
+
+
+def final_scores(s: Setup, model: nn.Module) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    if s.data.val_loader is not None:
+        scores.update({f"val_{k}": v for k, v in evaluate(model, s.data.val_loader, s.device, "val").items()})
+    scores.update({f"test_{k}": v for k, v in evaluate(model, s.data.test_loader, s.device, "test").items()})
+    return scores
+
+
+def finish(s: Setup, model: nn.Module, summary: dict[str, Any], *, latency: bool = True) -> dict[str, Any]:
+    """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
+    summary = {
+        **summary,
+        **measure(model, s.cfg.image_size, latency=latency),
+        "classes": s.data.num_classes,
+        "images": s.data.counts,
+        "skipped_files": len(s.data.skipped),
+        "skipped_examples": s.data.skipped[:20],
+        "device": str(s.device),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "wall_seconds": time.perf_counter() - s.started,
+    }
+    meta = {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct,
+            "macs": summary["macs"], "params": summary["params"]}
+    save_model(s.run.file(MODEL_FILE), s.bundle, meta)
+    s.run.write_summary(summary)
+    return summary

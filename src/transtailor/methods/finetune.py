@@ -1,0 +1,69 @@
+"""FT (new head only, everything else frozen) and FT-Full (every layer), the paper's baselines.
+
+FT is also TransTailor's starting point.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from ..config import FinetuneConfig
+from ..models.zoo import ModelBundle
+from ..training import fit, freeze_all_but, make_sgd, param_groups
+from .common import Setup, final_scores, finish, prepare
+
+log = logging.getLogger("transtailor")
+
+
+@dataclass
+class FinetuneResult:
+    bundle: ModelBundle
+    summary: dict[str, Any]
+    run_dir: Path
+
+    @property
+    def model(self) -> nn.Module:
+        return self.bundle.model
+
+
+def finetune_phase(s: Setup, mode: str, epochs: int, phase: str) -> dict[str, Any]:
+    """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder."""
+    model = s.bundle.model
+    if mode == "head":
+        freeze_all_but(model, [s.bundle.head])
+    else:
+        for p in model.parameters():
+            p.requires_grad = True
+    opt = make_sgd(param_groups(model, s.bundle.head, s.cfg.lr_head, s.cfg.lr_backbone),
+                   s.cfg.momentum, s.cfg.weight_decay)
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        s.run.log_metrics(rec)
+        log.info("%s epoch %d: train loss %.3f top-1 %.1f%% | val top-1 %s (%.0fs)", phase, rec["epoch"],
+                 rec["train_loss"], rec["train_top1"],
+                 f"{rec['val_top1']:.1f}%" if "val_top1" in rec else "-", rec["seconds"])
+
+    res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
+              schedule=s.cfg.schedule, phase=phase, on_epoch=on_epoch)
+    for p in model.parameters():
+        p.requires_grad = True
+    return {"best_epoch": res.best_epoch, "train_seconds": res.seconds}
+
+
+def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneResult:
+    """Run FT (``cfg.mode='head'``) or FT-Full (``'full'``) and write the run folder."""
+    s = prepare(cfg, f"finetune-{cfg.mode}", model)
+    phase = "ft" if cfg.mode == "head" else "ft_full"
+    info = finetune_phase(s, cfg.mode, cfg.epochs, phase)
+    scores = final_scores(s, s.bundle.model)
+    s.run.log_metrics({"phase": f"{phase}_final", **scores})
+    summary = finish(s, s.bundle.model, {"method": phase, **info, **scores})
+    log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,
+             f"{summary['val_top1']:.2f}%" if "val_top1" in summary else "-", summary["test_top1"],
+             summary["macs"] / 1e6, s.run.path)
+    return FinetuneResult(s.bundle, summary, s.run.path)

@@ -1,0 +1,124 @@
+"""Save and load models, pruned or not, without pickled code.
+
+A model file holds plain data only (tensors, strings, numbers), so it loads with
+``torch.load(..., weights_only=True)``: the architecture spec (``source``/``name``/``num_classes``),
+the state_dict, the input normalisation, and metadata (class names, image size). Loading rebuilds
+the named architecture and resizes every conv, BatchNorm and linear layer to the saved tensors,
+which restores physically pruned shapes. A user's own architecture is passed as ``model=``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import ModelError
+from ..runs import MODEL_FILE, atomic_write
+from .weights import load_checked
+from .zoo import ModelBundle, build_architecture
+
+FORMAT = "transtailor.model"
+VERSION = 1
+
+
+def save_model(path: str | Path, bundle: ModelBundle, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``bundle`` to ``path`` atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in bundle.model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": dict(bundle.spec),
+        "head": bundle.head,
+        "mean": list(bundle.mean),
+        "std": list(bundle.std),
+        "meta": {**bundle.meta, **(meta or {})},
+        "state_dict": state,
+    }
+    return atomic_write(path, lambda fh: torch.save(payload, fh), binary=True)
+
+
+def load_bundle(path: str | Path, model: nn.Module | None = None, map_location: str = "cpu") -> ModelBundle:
+    """Load a saved model with its spec and metadata. ``path`` may be a file or a run folder."""
+    p = resolve_model_path(path)
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise ModelError(
+                f"{p} needs arbitrary code to be unpickled, which TransTailor refuses; "
+                "save the model's state_dict instead"
+            ) from None
+        raise ModelError(f"cannot read {p}: {msg[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{p} is not a TransTailor model file (save one with transtailor.save_model)")
+    if payload.get("version", 0) > VERSION:
+        raise ModelError(f"{p} was written by a newer TransTailor (format {payload['version']}); upgrade to read it")
+    spec = payload["spec"]
+    if model is None:
+        model = build_architecture(spec)
+    state = payload["state_dict"]
+    fit_shapes(model, state)
+    load_checked(model, state, source=str(p))
+    model.eval()
+    return ModelBundle(model, spec, tuple(payload["mean"]), tuple(payload["std"]), payload["head"], payload["meta"])
+
+
+def load_model(path: str | Path, model: nn.Module | None = None, map_location: str = "cpu") -> nn.Module:
+    """Load a saved (possibly pruned) model, in eval mode.
+
+    ``path`` is a model file or a run folder. For a user's own architecture pass an instance of it
+    as ``model``; it is resized to the saved shapes and filled with the saved weights.
+    """
+    return load_bundle(path, model, map_location).model
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for candidate in (p / "best" / MODEL_FILE, p / MODEL_FILE):
+            if candidate.is_file():
+                return candidate
+        raise ModelError(f"run folder {p} holds no {MODEL_FILE}; did that run finish?")
+    if not p.is_file():
+        raise ModelError(f"model {p} does not exist")
+    return p
+
+
+def fit_shapes(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Resize convs, BatchNorms and linears of ``model`` to the tensor shapes in ``state``."""
+    for name, m in model.named_modules():
+        prefix = f"{name}." if name else ""
+        weight = state.get(prefix + "weight")
+        if isinstance(m, nn.Conv2d) and weight is not None:
+            depthwise = m.groups > 1 and m.groups == m.in_channels == m.out_channels
+            m.out_channels = weight.shape[0]
+            if depthwise:
+                m.groups = m.in_channels = weight.shape[0]
+            else:
+                m.in_channels = weight.shape[1] * m.groups
+            _reset(m, "weight", weight.shape)
+            if m.bias is not None:
+                _reset(m, "bias", (weight.shape[0],))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and prefix + "running_mean" in state:
+            n = state[prefix + "running_mean"].shape[0]
+            m.num_features = n
+            for attr in ("weight", "bias"):
+                if getattr(m, attr, None) is not None:
+                    _reset(m, attr, (n,))
+            m.running_mean = torch.zeros(n)
+            m.running_var = torch.ones(n)
+        elif isinstance(m, nn.Linear) and weight is not None:
+            m.out_features, m.in_features = weight.shape
+            _reset(m, "weight", weight.shape)
+            if m.bias is not None:
+                _reset(m, "bias", (weight.shape[0],))
+
+
+def _reset(module: nn.Module, attr: str, shape: Any) -> None:
+    old = getattr(module, attr)
+    if tuple(old.shape) != tuple(shape):
+        setattr(module, attr, nn.Parameter(torch.empty(tuple(shape), dtype=old.dtype), requires_grad=old.requires_grad))

@@ -1,0 +1,172 @@
+"""Create a model by name, with its pretrained weights, normalisation and a new head.
+
+Names: any torchvision classification model (``resnet50``, ``vgg16``, ``mobilenet_v2`` ...),
+any timm model as ``timm:NAME``, and the built-ins in :data:`BUILTINS` (``efficientnet_lite0``).
+A user's own ``nn.Module`` enters through :func:`wrap_module`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch.nn as nn
+
+from ..errors import ModelError
+from . import efficientnet_lite0
+from .heads import head_name, replace_head
+from .weights import load_checked, read_state_dict
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Builtin:
+    build: Callable[[bool], nn.Module]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+#: Models that ship with TransTailor and work offline.
+BUILTINS: dict[str, Builtin] = {
+    "efficientnet_lite0": Builtin(efficientnet_lite0.build, efficientnet_lite0.MEAN, efficientnet_lite0.STD),
+}
+
+
+@dataclass
+class ModelBundle:
+    """A model ready for a target task, with what is needed to rebuild and feed it.
+
+    ``spec`` names the architecture (``source``, ``name``, ``num_classes``) so that a saved model
+    can be rebuilt without pickled code; ``head`` is the classifier's module name.
+    """
+
+    model: nn.Module
+    spec: dict[str, Any]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    head: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`create_model` (timm models are accepted too, as ``timm:NAME``)."""
+    return sorted(BUILTINS) + _torchvision_names()
+
+
+def create_model(name: str, num_classes: int | None = None, weights: str = "default") -> ModelBundle:
+    """Create ``name`` with ``weights`` ('default', 'none' or a file) and a ``num_classes`` head.
+
+    With ``num_classes=None`` the ImageNet head is kept.
+    """
+    if weights not in ("default", "none") and not Path(weights).is_file():
+        raise ModelError(f"--weights {weights}: no such file (use 'default', 'none' or a path to a .pth file)")
+    pretrained = weights == "default"
+    if name.startswith("timm:"):
+        model, mean, std, source = _timm(name[5:], weights), None, None, "timm"
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+        arch = name[5:]
+    elif name in BUILTINS:
+        b = BUILTINS[name]
+        model, mean, std, source, arch = b.build(pretrained), b.mean, b.std, "builtin", name
+        if not pretrained and weights != "none":
+            load_checked(model, read_state_dict(weights), source=f"weights file {weights}")
+    elif name in _torchvision_names():
+        model, mean, std, source, arch = _torchvision(name, weights), IMAGENET_MEAN, IMAGENET_STD, "torchvision", name
+    else:
+        raise ModelError(f"unknown model {name!r}{_suggest(name)}")
+    if num_classes is not None:
+        head = replace_head(model, num_classes)
+    else:
+        head = head_name(model)
+        num_classes = model.get_submodule(head).out_features
+    spec = {"source": source, "name": arch, "num_classes": int(num_classes)}
+    return ModelBundle(model, spec, tuple(mean), tuple(std), head, {"weights": weights})
+
+
+def wrap_module(
+    model: nn.Module,
+    num_classes: int | None = None,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> ModelBundle:
+    """Accept a user's own ``nn.Module``; replaces its head when ``num_classes`` is given."""
+    if num_classes is not None:
+        head = replace_head(model, num_classes)
+    else:
+        head = head_name(model)
+        num_classes = model.get_submodule(head).out_features
+    spec = {"source": "custom", "name": type(model).__name__, "num_classes": int(num_classes)}
+    return ModelBundle(model, spec, tuple(mean), tuple(std), head, {"weights": "custom"})
+
+
+def build_architecture(spec: dict[str, Any]) -> nn.Module:
+    """The untrained architecture a ``spec`` names, with its target-sized head."""
+    source, name = spec["source"], spec["name"]
+    full = {"timm": f"timm:{name}", "builtin": name, "torchvision": name}.get(source)
+    if full is None:
+        raise ModelError(f"a {source!r} model cannot be rebuilt by name; pass the architecture as model=")
+    return create_model(full, spec["num_classes"], weights="none").model
+
+
+def _torchvision_names() -> list[str]:
+    from torchvision import models
+
+    return sorted(models.list_models(module=models))
+
+
+def _torchvision(name: str, weights: str) -> nn.Module:
+    from torchvision import models
+
+    if weights == "none":
+        return models.get_model(name, weights=None)
+    if weights != "default":
+        model = models.get_model(name, weights=None)
+        load_checked(model, read_state_dict(weights), source=f"weights file {weights}")
+        return model
+    enum = models.get_model_weights(name).DEFAULT
+    try:
+        return models.get_model(name, weights=enum)
+    except Exception as exc:  # noqa: BLE001 - urllib, http and hash errors all mean "no file"
+        raise ModelError(
+            f"could not download the pretrained weights of {name} ({type(exc).__name__}); "
+            f"fetch {enum.url} on a machine with network and pass it with --weights PATH "
+            "(or put it in the torch hub cache, ~/.cache/torch/hub/checkpoints/), or use --weights none"
+        ) from None
+
+
+def _timm(name: str, weights: str) -> nn.Module:
+    import timm
+
+    if not timm.list_models(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise ModelError(f"unknown timm model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    if weights == "none":
+        return timm.create_model(name, pretrained=False)
+    if weights != "default":
+        model = timm.create_model(name, pretrained=False)
+        load_checked(model, read_state_dict(weights), source=f"weights file {weights}")
+        return model
+    try:
+        return timm.create_model(name, pretrained=True)
+    except Exception as exc:  # noqa: BLE001 - hub and network errors
+        raise ModelError(
+            f"could not fetch the pretrained weights of timm:{name} ({type(exc).__name__}); download them "
+            "on a machine with network and pass the file with --weights PATH, or use --weights none"
+        ) from None
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, available_models(), n=3, cutoff=0.6)
+    try:
+        import timm
+
+        if timm.list_models(name):
+            close.insert(0, f"timm:{name}")
+    except ImportError:  # timm is a dependency; keep the message useful without it anyway
+        pass
+    return f"; did you mean {', '.join(close)}?" if close else "; see `transtailor models` for the list"

@@ -1,0 +1,109 @@
+"""The run folder: resolved config, per-epoch metrics, models and the summary.
+
+Every file is written atomically (a temporary file in the same folder, fsync, rename), so a run
+killed at any moment leaves each file either complete or absent, never half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.pt"
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool = False) -> Path:
+    """Write ``path`` through ``write(fileobj)`` so that it appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write(path, lambda fh: json.dump(data, fh, indent=2, default=_jsonable))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+class RunDir:
+    """A run folder. Create it only after all inputs were validated, so bad input writes nothing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def create(self, *, overwrite: bool = True) -> "RunDir":
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} exists and is not a folder")
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise ConfigError(f"--out {self.path} is not empty; choose another folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict[str, Any]) -> Path:
+        return atomic_write(self.file(CONFIG_FILE), lambda fh: yaml.safe_dump(config, fh, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.file(CONFIG_FILE).read_text()) or {}
+
+    def reset_metrics(self) -> None:
+        self.file(METRICS_FILE).unlink(missing_ok=True)
+
+    def log_metrics(self, record: dict[str, Any]) -> None:
+        """Append one JSON object as a line; each line is flushed to disk before returning."""
+        line = json.dumps(record, default=_jsonable) + "\n"
+        with open(self.file(METRICS_FILE), "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def metrics(self) -> Iterator[dict[str, Any]]:
+        p = self.file(METRICS_FILE)
+        if not p.exists():
+            return
+        for line in p.read_text().splitlines():
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a crash: everything after it is lost anyway
+                    return
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        return write_json(self.file(SUMMARY_FILE), summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        return read_json(self.file(SUMMARY_FILE))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")

@@ -1,0 +1,190 @@
+"""The one training loop every phase uses (fine-tuning, α training, importance-aware fine-tuning).
+
+:func:`fit` trains for some epochs, evaluates on validation after each, keeps the weights of the
+best validation epoch and restores them at the end. BatchNorm layers whose parameters are all
+frozen stay in eval mode, so frozen layers keep their statistics too (FT, α training).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..errors import TransTailorError
+from .metrics import correct_topk
+from .optim import make_schedule
+
+Penalty = Callable[[nn.Module], torch.Tensor]
+
+
+class TrainingDiverged(TransTailorError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_top1: float | None = None
+    seconds: float = 0.0
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """``model.train()``, except BatchNorms with no trainable parameter keep their running statistics."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = [p for p in m.parameters(recurse=False)]
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+
+
+def autocast_for(device: torch.device):
+    if device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _to(device: torch.device, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    non_blocking = device.type == "cuda"
+    x = x.to(device, non_blocking=non_blocking)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=non_blocking)
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    penalty: Penalty | None = None,
+    desc: str = "train",
+) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss and top-1 accuracy (%)."""
+    set_train_mode(model)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=None)
+    for step, (x, y) in enumerate(bar):
+        x, y = _to(device, x, y)
+        with autocast_for(device):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if penalty is not None:
+                loss = loss + penalty(model)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss.item()} at step {step} of {desc}; lower the learning rates (--lr-head, --lr-backbone)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if bar.disable is False and step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    seen = max(seen, 1)
+    return {"train_loss": total_loss.item() / seen, "train_top1": 100.0 * correct.item() / seen}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict[str, float]:
+    """Top-1 and top-5 accuracy (%) and mean loss over ``loader``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, hits, n = 0.0, [0, 0], 0
+    try:
+        for x, y in tqdm(loader, desc=desc, leave=False, disable=None):
+            x, y = _to(device, x, y)
+            with autocast_for(device):
+                logits = model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            h1, h5 = correct_topk(logits, y)
+            hits[0] += h1
+            hits[1] += h5
+            n += len(y)
+    finally:
+        model.train(was_training)
+    n = max(n, 1)
+    return {"loss": loss_sum / n, "top1": 100.0 * hits[0] / n, "top5": 100.0 * hits[1] / n}
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    epochs: int,
+    schedule: str = "cosine",
+    penalty: Penalty | None = None,
+    phase: str = "train",
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> FitResult:
+    """Train ``epochs`` epochs, select the epoch with the best validation top-1 and restore it.
+
+    Without a validation loader the last epoch is kept. ``on_epoch`` receives each epoch's record.
+    """
+    result = FitResult()
+    if epochs == 0:
+        return result
+    scheduler = make_schedule(optimizer, schedule, epochs * len(train_loader))
+    best_state: dict[str, torch.Tensor] | None = None
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {"phase": phase, "epoch": epoch}
+        record.update(train_epoch(model, train_loader, optimizer, device, scheduler=scheduler,
+                                  penalty=penalty, desc=f"{phase} {epoch}/{epochs}"))
+        record["train_seconds"] = time.perf_counter() - t0
+        record["lr"] = [g["lr"] for g in optimizer.param_groups]
+        if val_loader is not None:
+            val = evaluate(model, val_loader, device, desc="val")
+            record.update({f"val_{k}": v for k, v in val.items()})
+            if result.best_val_top1 is None or val["top1"] > result.best_val_top1:
+                result.best_val_top1, result.best_epoch = val["top1"], epoch
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            result.best_epoch = epoch
+        record["seconds"] = time.perf_counter() - t0
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    if best_state is not None and result.best_epoch != epochs:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def freeze_all_but(model: nn.Module, trainable: Iterable[str]) -> None:
+    """Freeze every parameter except those under the given module names."""
+    prefixes = tuple(trainable)
+    for name, p in model.named_parameters():
+        p.requires_grad = any(name == t or name.startswith(t + ".") for t in prefixes)
+
+
