@@ -65,6 +65,7 @@ class CommonConfig:
     seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    latency: bool = option(True, "measure CPU latency (batch 1 and 32) of the final model")
     out: str | None = option(None, "run folder to write (default: runs/<command>-<model>-<data>)")
     preset: str | None = option(None, "named settings applied under the config file and flags", tuple(PRESETS))
 

@@ -23,9 +23,10 @@ def build_transform(
     resized: bool = False,
 ) -> v2.Compose:
     """Transform a PIL image (or, with ``resized=True``, an already resized uint8 tensor)."""
-    steps: list = [v2.ToImage()]
-    if not resized:
+    steps: list = []
+    if not resized:  # resize the PIL image, exactly as the in-memory cache does
         steps.append(v2.Resize(resize_size(image_size, crop_pct), antialias=True))
+    steps.append(v2.ToImage())
     if train:
         steps += [v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
     else:

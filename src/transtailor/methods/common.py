@@ -108,11 +108,11 @@ def final_scores(s: Setup, model: nn.Module) -> dict[str, Any]:
     return scores
 
 
-def finish(s: Setup, model: nn.Module, summary: dict[str, Any], *, latency: bool = True) -> dict[str, Any]:
+def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any]:
     """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
     summary = {
         **summary,
-        **measure(model, s.cfg.image_size, latency=latency),
+        **measure(model, s.cfg.image_size, latency=s.cfg.latency),
         "classes": s.data.num_classes,
         "images": s.data.counts,
         "skipped_files": len(s.data.skipped),

@@ -1,0 +1,55 @@
+"""Shared fixtures: real data from ../shared (skipped with a reason when absent) and image trees
+that the tests write themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test reads the real data in ../shared beside the project")
+    return path
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (40, 30), color: int | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    if color is not None:  # a class-dependent tint makes the task learnable
+        arr[..., color % 3] = np.clip(arr[..., color % 3].astype(int) // 2 + 128, 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def write_folder(root: Path, classes: dict[str, int], split: str | None = None, seed: int = 0) -> Path:
+    """``root[/split]/<class>/<i>.jpg`` with the given number of images per class."""
+    base = root / split if split else root
+    for ci, (name, n) in enumerate(classes.items()):
+        (base / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            write_image(base / name / f"{i:03d}.jpg", seed=seed * 1000 + ci * 100 + i, color=ci)
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """train/ and test/ with three classes."""
+    root = tmp_path / "data"
+    write_folder(root, {"a": 8, "b": 8, "c": 8}, "train")
+    write_folder(root, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _fast_torch():
+    torch.set_num_threads(2)
+    yield
