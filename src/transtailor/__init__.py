@@ -5,14 +5,15 @@ The typed public API::
     import transtailor as tt
     cfg = tt.FinetuneConfig(model="efficientnet_lite0", data="path/to/images", mode="full", out="runs/ft")
     result = tt.finetune(cfg)               # FT / FT-Full; writes the run folder
+    best = tt.search(tt.SearchConfig(data="path/to/images", out="runs/tt"))   # the TransTailor search
     model = tt.load_model("runs/ft")        # the saved model, without pickled code
 """
 
-from .config import CommonConfig, EvaluateConfig, FinetuneConfig, resolve
+from .config import CommonConfig, EvaluateConfig, ExportConfig, FinetuneConfig, SearchConfig, resolve
 from .data import DataBundle, build_data
 from . import runs
 from .errors import ConfigError, DataError, ModelError, TransTailorError
-from .methods import FinetuneResult, evaluate_saved, finetune
+from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, search
 from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
 from .models.serialize import load_bundle
 from .models.zoo import wrap_module
@@ -25,8 +26,11 @@ __all__ = [
     "DataBundle",
     "DataError",
     "EvaluateConfig",
+    "ExportConfig",
     "FinetuneConfig",
     "FinetuneResult",
+    "SearchConfig",
+    "SearchResult",
     "ModelBundle",
     "ModelError",
     "TransTailorError",
@@ -34,11 +38,13 @@ __all__ = [
     "count_macs_params",
     "create_model",
     "evaluate_saved",
+    "export_model",
     "finetune",
     "load_bundle",
     "load_model",
     "measure_latency",
     "resolve",
     "save_model",
+    "search",
     "wrap_module",
 ]

@@ -93,6 +93,72 @@ class FinetuneConfig(CommonConfig):
 
 
 @dataclass
+class SearchConfig(CommonConfig):
+    """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
+
+    ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
+    alpha_epochs: int = option(1, "epochs of scaling-factor (alpha) training per iteration")
+    alpha_lr: float = option(0.01, "learning rate of the scaling factors")
+    alpha_init: str = option("ones", "initial alpha: 'ones' keeps the network's function; 'random' as the paper",
+                             ("ones", "random"))
+    beta: str = option("per-batch", "how dL/dalpha*alpha is accumulated over the train batches",
+                       ("literal", "per-batch", "squared"))
+    flops_step: float = option(0.1, "fraction of the original model's FLOPs removed per iteration")
+    finetune_epochs: int | None = option(None, "epochs of importance-aware fine-tuning per iteration (default: --epochs)")
+    importance_ft: str = option("preserve", "how beta enters fine-tuning: 'preserve' (function kept, beta scales "
+                                "the gradients), 'literal' (Eq. 6), 'normalized' (beta / layer mean), 'none'",
+                                ("preserve", "literal", "normalized", "none"))
+    tau: float = option(0.3, "stop when val top-1 falls this many points below the best sub-model")
+    max_iterations: int = option(10, "stop after this many pruning iterations")
+    target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
+    min_channels: int = option(1, "every layer keeps at least this many filters")
+    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+
+    def validate(self) -> None:
+        super().validate()
+        _non_negative(self, "alpha_epochs", "alpha_lr", "tau")
+        for name in ("ft_epochs", "finetune_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if not 0.0 < self.flops_step < 1.0:
+            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:
+            raise ConfigError(f"--target-flops-reduction must be in (0, 1), got {self.target_flops_reduction}")
+        if self.max_iterations < 1:
+            raise ConfigError(f"--max-iterations must be at least 1, got {self.max_iterations}")
+        if self.val_fraction <= 0:
+            raise ConfigError("the search selects sub-models on validation: --val-fraction must be > 0 "
+                              "(a val/ folder, when the data has one, is used instead)")
+        if self.min_channels < 1:
+            raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
+
+
+@dataclass
+class ExportConfig:
+    """``transtailor export``: a deployable TorchScript or ONNX file."""
+
+    model_path: str = option("", "a saved model file or a run folder (its best/ sub-model)")
+    format: str = option("torchscript", "file format", ("torchscript", "onnx"))
+    output: str | None = option(None, "file to write (default: beside the model)")
+    image_size: int | None = option(None, "example input size (default: the size the model was trained at)")
+
+    def validate(self) -> None:
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _check_choices(self)
+
+
+@dataclass
+class ReportConfig:
+    """``transtailor report``: the per-iteration table and the plots of a search run."""
+
+    run_dir: str = option("", "a search run folder")
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
 class EvaluateConfig:
     """``transtailor evaluate``: re-evaluate a saved model on a data set."""
 

@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Any, Callable, NoReturn, Sequence
 
-from ..config import EvaluateConfig, FinetuneConfig, resolve
+from ..config import EvaluateConfig, ExportConfig, FinetuneConfig, ReportConfig, SearchConfig, resolve
 from ..errors import TransTailorError
 
-POSITIONAL = {"model_path": "MODEL_OR_RUN"}
+POSITIONAL = {"model_path": "MODEL_OR_RUN", "run_dir": "RUN_DIR"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +53,36 @@ def _cmd_finetune(args: dict[str, Any], config_file: str | None) -> int:
     return 0
 
 
+def _cmd_search(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods import search
+    from ..reporting import iteration_table
+
+    cfg = resolve(SearchConfig, flags=args, config_file=config_file)
+    result = search(cfg)
+    print(iteration_table(result.run_dir))
+    _print_summary(result.summary, result.run_dir)
+    return 0
+
+
+def _cmd_export(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods.export import export_model
+
+    cfg = resolve(ExportConfig, flags=args, config_file=config_file)
+    path, diff = export_model(cfg.model_path, cfg.format, cfg.output, cfg.image_size)
+    print(f"wrote {path} (max abs difference from the model: {diff:.2e})")
+    return 0
+
+
+def _cmd_report(args: dict[str, Any], config_file: str | None) -> int:
+    from ..reporting import draw_search_plots, iteration_table
+
+    cfg = resolve(ReportConfig, flags=args, config_file=config_file)
+    print(iteration_table(cfg.run_dir))
+    for p in draw_search_plots(cfg.run_dir):
+        print(f"drew {p}")
+    return 0
+
+
 def _cmd_evaluate(args: dict[str, Any], config_file: str | None) -> int:
     from ..methods import evaluate_saved
 
@@ -70,8 +100,11 @@ def _cmd_models(args: dict[str, Any], config_file: str | None) -> int:
 
 
 COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], int], str]] = {
+    "search": (SearchConfig, _cmd_search, "the TransTailor search: prune and fine-tune, keep the best sub-model"),
     "finetune": (FinetuneConfig, _cmd_finetune, "FT (--mode head) or FT-Full (--mode full)"),
     "evaluate": (EvaluateConfig, _cmd_evaluate, "re-evaluate a saved model or run folder on a data set"),
+    "export": (ExportConfig, _cmd_export, "write a TorchScript or ONNX file of a saved model or run"),
+    "report": (ReportConfig, _cmd_report, "print a search run's per-iteration table and redraw its plots"),
     "models": (None, _cmd_models, "list the model names accepted by --model"),
 }
 
@@ -109,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:
-    keys = ("method", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_ms_b1", "latency_ms_b32",
+    keys = ("method", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_ms_b1", "latency_ms_b32",
             "wall_seconds", "skipped_files")
     print(json.dumps({k: summary[k] for k in keys if k in summary} | {"run_dir": str(run_dir)}, indent=2))
 

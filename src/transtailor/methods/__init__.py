@@ -1,6 +1,8 @@
 """Methods: short scripts of phases (FT, FT-Full; the TransTailor search and baselines build on them)."""
 
 from .evaluate import evaluate_saved
+from .export import export_model
 from .finetune import FinetuneResult, finetune
+from .transtailor import SearchResult, search
 
-__all__ = ["FinetuneResult", "evaluate_saved", "finetune"]
+__all__ = ["FinetuneResult", "SearchResult", "evaluate_saved", "export_model", "finetune", "search"]

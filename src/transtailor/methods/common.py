@@ -66,7 +66,6 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         bundle.model.to(memory_format=torch.channels_last)
     run = RunDir(out).create()
     run.write_config({"command": command, **to_dict(cfg), "out": str(out)})
-    run.reset_metrics()
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     return Setup(cfg, device, bundle, data, run, started)

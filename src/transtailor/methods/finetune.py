@@ -31,7 +31,7 @@ class FinetuneResult:
         return self.bundle.model
 
 
-def finetune_phase(s: Setup, mode: str, epochs: int, phase: str) -> dict[str, Any]:
+def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder."""
     model = s.bundle.model
     if mode == "head":
@@ -43,7 +43,7 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str) -> dict[str, An
                    s.cfg.momentum, s.cfg.weight_decay)
 
     def on_epoch(rec: dict[str, Any]) -> None:
-        s.run.log_metrics(rec)
+        s.run.log_metrics({**(extra or {}), **rec})
         log.info("%s epoch %d: train loss %.3f top-1 %.1f%% | val top-1 %s (%.0fs)", phase, rec["epoch"],
                  rec["train_loss"], rec["train_top1"],
                  f"{rec['val_top1']:.1f}%" if "val_top1" in rec else "-", rec["seconds"])
@@ -58,6 +58,7 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str) -> dict[str, An
 def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneResult:
     """Run FT (``cfg.mode='head'``) or FT-Full (``'full'``) and write the run folder."""
     s = prepare(cfg, f"finetune-{cfg.mode}", model)
+    s.run.reset_metrics()
     phase = "ft" if cfg.mode == "head" else "ft_full"
     info = finetune_phase(s, cfg.mode, cfg.epochs, phase)
     scores = final_scores(s, s.bundle.model)

@@ -1,7 +1,8 @@
 """Cost of a model: MACs, parameters and measured latency.
 
-We count **MACs** (multiply-accumulates) of one image with torch-pruning's counter, and call them
-FLOPs only where the paper does ("FLOPs reduction" is the same ratio either way).
+We count **MACs** (multiply-accumulates) of one image: half the FLOPs that
+``torch.utils.flop_counter`` counts at the aten level (convolutions and matrix products; any module
+type, timm's ``Conv2dSame`` included). A "FLOPs reduction" is the same ratio either way.
 """
 
 from __future__ import annotations
@@ -15,17 +16,30 @@ import torch.nn as nn
 
 def count_macs_params(model: nn.Module, image_size: int) -> tuple[int, int]:
     """MACs of one ``image_size`` image and the parameter count."""
-    import torch_pruning as tp
+    total, _ = layer_macs(model, image_size)
+    return total, sum(p.numel() for p in model.parameters())
+
+
+def layer_macs(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
+    """Total MACs of one image, and the MACs of every module by qualified name (parents include children)."""
+    from torch.utils.flop_counter import FlopCounterMode
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            macs, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, image_size, image_size, device=device))
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, image_size, image_size, device=device))
     finally:
         model.train(was_training)
-    return int(macs), int(params)
+    root = type(model).__name__
+    per_module = {}
+    for name, ops in counter.get_flop_counts().items():
+        if name == "Global":
+            continue
+        key = "" if name == root else name.removeprefix(root + ".")
+        per_module[key] = sum(ops.values()) // 2
+    return int(counter.get_total_flops()) // 2, per_module
 
 
 @torch.no_grad()

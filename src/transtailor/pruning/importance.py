@@ -1,0 +1,121 @@
+"""Target-aware filter importance: train the scaling factors α (Eq. 3), then β = |∂L/∂α · α| (Eq. 5).
+
+β accumulation, over every batch of the train split (``mode``):
+
+- ``literal``: β = |Σ_batches ∂L_b/∂α · α|, the gradient of the loss over the whole split. Once α
+  sits at a minimum, the summed gradient largely cancels, so this ranks mostly by noise.
+- ``per-batch``: β = Σ_batches |∂L_b/∂α · α|, the magnitude per batch (as Gate Decorator does).
+- ``squared``: β = Σ_batches (∂L_b/∂α · α)², second-moment Taylor (Molchanov et al. 2019).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..training.loop import autocast_for, set_train_mode
+from .gates import Gates, GateSite
+
+log = logging.getLogger("transtailor")
+
+BETA_MODES = ("literal", "per-batch", "squared")
+
+
+def _frozen(model: nn.Module) -> dict[nn.Parameter, bool]:
+    state = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return state
+
+
+def _restore(state: dict[nn.Parameter, bool]) -> None:
+    for p, flag in state.items():
+        p.requires_grad_(flag)
+
+
+def train_alpha(
+    model: nn.Module,
+    sites: list[GateSite],
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    epochs: int = 1,
+    lr: float = 0.01,
+    init: str = "ones",
+    seed: int = 0,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> Gates:
+    """Train one scaling factor per filter with every weight and BN statistic frozen (Eq. 3)."""
+    gates = Gates.constant(model, sites, 1.0, trainable=True)
+    if init == "random":
+        gen = torch.Generator().manual_seed(seed)
+        for p in gates.parameters():
+            p.data.copy_(torch.rand(p.shape, generator=gen).to(p.device))
+    frozen = _frozen(model)
+    gates.attach(model)
+    opt = torch.optim.SGD(list(gates.parameters()), lr=lr, momentum=0.9)
+    try:
+        for epoch in range(1, epochs + 1):
+            set_train_mode(model)  # every BN is frozen, so all stay in eval mode
+            total, seen = 0.0, 0
+            for x, y in tqdm(loader, desc=f"alpha {epoch}/{epochs}", leave=False, disable=None):
+                x, y = x.to(device), y.to(device)
+                with autocast_for(device):
+                    loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(y)
+                seen += len(y)
+            if on_epoch is not None:
+                on_epoch({"phase": "alpha", "epoch": epoch, "train_loss": total / max(seen, 1)})
+    finally:
+        gates.detach()
+        _restore(frozen)
+    for p in gates.parameters():
+        p.requires_grad_(False)
+    return gates
+
+
+def compute_beta(
+    model: nn.Module,
+    gates: Gates,
+    loader: DataLoader,
+    device: torch.device,
+    mode: str = "per-batch",
+) -> dict[str, torch.Tensor]:
+    """β per gate site from the trained α, accumulated over all of ``loader`` (see module doc)."""
+    if mode not in BETA_MODES:
+        raise ValueError(f"beta mode must be one of {BETA_MODES}")
+    alphas = {k: nn.Parameter(v.detach().clone()) for k, v in gates.values.items()}
+    probe = Gates(gates.sites, alphas)
+    frozen = _frozen(model)
+    probe.attach(model)
+    acc = {k: torch.zeros_like(v) for k, v in alphas.items()}
+    try:
+        set_train_mode(model)
+        for x, y in tqdm(loader, desc="beta", leave=False, disable=None):
+            x, y = x.to(device), y.to(device)
+            with autocast_for(device):
+                loss = F.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, list(alphas.values()))
+            for (k, a), g in zip(alphas.items(), grads):
+                term = g.float() * a.detach()
+                if mode == "literal":
+                    acc[k] += term
+                elif mode == "per-batch":
+                    acc[k] += term.abs()
+                else:
+                    acc[k] += term.pow(2)
+    finally:
+        probe.detach()
+        _restore(frozen)
+    if mode == "literal":
+        return {k: v.abs() for k, v in acc.items()}
+    return acc

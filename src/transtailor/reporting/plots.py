@@ -1,0 +1,62 @@
+"""The paper-style figures of a search run, as PNG files in the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..runs import read_json
+from .tables import load_iterations
+
+
+def draw_search_plots(run_dir: str | Path) -> list[Path]:
+    """``accuracy_vs_flops.png`` and ``pruned_filters.png``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run_dir)
+    rows = load_iterations(run)
+    state = read_json(run / "state.json")
+    red = [100 * r["flops_reduction"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(red, [r["val_top1"] for r in rows], "o-", label="validation")
+    ax.plot(red, [r["test_top1"] for r in rows], "s--", label="test")
+    for r, x in zip(rows, red):
+        ax.annotate(str(r["iteration"]), (x, r["test_top1"]), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    best = rows[state["best"]]
+    ax.axvline(100 * best["flops_reduction"], color="grey", lw=0.8, ls=":", label=f"best (iteration {state['best']})")
+    ax.set_xlabel("FLOPs reduction (%)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("TransTailor search")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = [run / "accuracy_vs_flops.png"]
+    fig.savefig(out[0], dpi=120)
+    plt.close(fig)
+
+    removed: dict[str, int] = {}
+    original: dict[str, int] = {}
+    for it in range(1, state["best"] + 1):
+        rec = read_json(run / f"iter_{it:03d}" / "pruning.json")
+        for name, n in rec["removed"].items():
+            removed[name] = removed.get(name, 0) + n
+            original.setdefault(name, rec["remaining"].get(name, 0) + n)
+    if removed:
+        names = list(original)
+        fracs = [100 * removed[n] / max(original[n], 1) for n in names]
+        fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.12), 4))
+        ax.bar(range(len(names)), fracs, color="tab:red")
+        ax.set_xlabel("conv layer (network order)")
+        ax.set_ylabel("filters removed (%)")
+        ax.set_title(f"Pruned filters per layer, best sub-model (iteration {state['best']})")
+        step = max(1, len(names) // 20)
+        ax.set_xticks(range(0, len(names), step))
+        ax.set_xticklabels([names[i] for i in range(0, len(names), step)], rotation=90, fontsize=6)
+        ax.set_ylim(0, 100)
+        fig.tight_layout()
+        out.append(run / "pruned_filters.png")
+        fig.savefig(out[-1], dpi=120)
+        plt.close(fig)
+    return out

@@ -1,0 +1,53 @@
+"""Plain-text tables of a search run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..runs import read_json
+
+COLUMNS = [
+    ("iter", "iteration", "{:d}"),
+    ("val top-1", "val_top1", "{:.2f}"),
+    ("test top-1", "test_top1", "{:.2f}"),
+    ("MMACs", "macs", "{:.1f}", 1e-6),
+    ("FLOPs red. %", "flops_reduction", "{:.1f}", 100.0),
+    ("M params", "params", "{:.3f}", 1e-6),
+    ("lat b1 ms", "latency_ms_b1", "{:.2f}"),
+    ("lat b32 ms", "latency_ms_b32", "{:.1f}"),
+    ("removed", "filters_removed", "{:d}"),
+    ("seconds", "seconds_total", "{:.0f}"),
+]
+
+
+def load_iterations(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "iterations.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} holds no iterations.json: is it a `transtailor search` run folder?")
+    return read_json(path)
+
+
+def iteration_table(run_dir: str | Path) -> str:
+    """The per-iteration table; the kept best sub-model is marked with ``*``."""
+    rows = load_iterations(run_dir)
+    state = read_json(Path(run_dir) / "state.json")
+    header = [c[0] for c in COLUMNS] + ["best"]
+    body = []
+    for r in rows:
+        cells = []
+        for col in COLUMNS:
+            key, fmt = col[1], col[2]
+            scale = col[3] if len(col) > 3 else None
+            v = r.get(key, r.get("seconds_finetune") if key == "seconds_total" else None)
+            if v is None:
+                cells.append("-")
+            else:
+                cells.append(fmt.format(v * scale if scale else v))
+        cells.append("*" if r["iteration"] == state["best"] else "")
+        body.append(cells)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    lines.append(f"stopped by: {state.get('stopped')}; best sub-model: iteration {state['best']}")
+    return "\n".join(lines)

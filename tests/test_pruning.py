@@ -1,0 +1,129 @@
+"""Gates, importance, budgeted pruning and importance-aware fine-tuning on real models."""
+
+import copy
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from transtailor.models import create_model, load_model, save_model
+from transtailor.models.measure import layer_macs
+from transtailor.pruning import Gates, compute_beta, find_gate_sites, fold_gates, prune_to_macs, train_alpha
+from transtailor.pruning.importance_ft import attach_importance
+from transtailor.training import fit, make_sgd, param_groups
+
+SIZE = 32
+CPU = torch.device("cpu")
+
+
+def _loader(n=16, classes=3, seed=0, shuffle=True):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, SIZE, SIZE, generator=g)
+    y = torch.arange(n) % classes
+    return DataLoader(TensorDataset(x, y), batch_size=8, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def _model(name):
+    torch.manual_seed(0)
+    return create_model(name, num_classes=3, weights="default" if name == "efficientnet_lite0" else "none")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet101", "vgg16", "efficientnet_b0", "mobilenet_v2",
+                                  "efficientnet_lite0"])
+def test_one_full_iteration(name, tmp_path):
+    b = _model(name)
+    model, loader = b.model, _loader()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    macs0, _ = layer_macs(model, SIZE)
+    sites = find_gate_sites(model, SIZE, exclude=(b.head,))
+    assert sites and all(s.conv != b.head for s in sites)
+    alpha = train_alpha(model, sites, loader, CPU, epochs=1)
+    beta = compute_beta(model, alpha, loader, CPU)
+    record, kept = prune_to_macs(model, sites, beta, int(macs0 * 0.9), SIZE, b.head)
+    assert 0.10 <= 1 - record.macs_after / macs0 <= 0.12
+    assert all(n >= 1 for n in record.remaining.values())  # no layer emptied
+    gates = attach_importance(model, sites, kept, "preserve")
+    opt = make_sgd(param_groups(model, b.head, 0.01, 0.001))
+    fit(model, loader, None, opt, CPU, epochs=1)
+    model.eval()
+    gated = model(x)
+    fold_gates(model, gates)
+    assert not gates.attached
+    torch.testing.assert_close(model(x), gated, atol=1e-4, rtol=1e-4)
+    assert gated.shape == (2, 3)
+    path = save_model(tmp_path / "m.pt", b)
+    torch.testing.assert_close(load_model(path)(x), gated, atol=1e-4, rtol=1e-4)
+
+
+def test_gate_sites_by_kind():
+    vgg = _model("vgg11").model
+    assert {s.kind for s in find_gate_sites(vgg, SIZE, exclude=("classifier",))} == {"conv"}
+    r18 = _model("resnet18").model
+    sites = find_gate_sites(r18, SIZE, exclude=("fc",))
+    assert {s.kind for s in sites} == {"bn"} and sites[0].conv == "conv1" and sites[0].module == "bn1"
+    lite = _model("efficientnet_lite0").model
+    assert {s.kind for s in find_gate_sites(lite, SIZE, exclude=("classifier",))} == {"bn_act"}
+    b0 = _model("efficientnet_b0").model  # squeeze-excite convs have no BN after them
+    kinds = {s.conv: s.kind for s in find_gate_sites(b0, SIZE, exclude=("classifier",))}
+    assert kinds["features.1.0.block.1.fc1"] == "conv" and kinds["features.0.0"] == "bn"
+
+
+def test_gate_goes_before_a_fused_activation():
+    """timm's BatchNormAct2d applies ReLU6 inside: a gate of 2 must act before it, not after."""
+    b = _model("efficientnet_lite0")
+    m = b.model.eval()
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    x = torch.randn(1, 3, SIZE, SIZE)
+    stem = sites[0]
+    seen = {}
+    m.get_submodule(stem.module).register_forward_hook(lambda mod, i, o: seen.__setitem__("out", o))
+    m(x)
+    plain = seen["out"].clone()
+    g = Gates.constant(m, [stem], 2.0).attach(m)
+    m(x)
+    g.detach()
+    assert torch.allclose(seen["out"], torch.clamp(2 * (torch.clamp(plain, 0, 6) * 0 + _pre_act(m, stem, x)), 0, 6))
+
+
+def _pre_act(m, site, x):
+    store = {}
+    h = m.get_submodule(site.module).drop.register_forward_pre_hook(lambda mod, i: store.__setitem__("x", i[0]))
+    m(x)
+    h.remove()
+    return store["x"]
+
+
+def test_preserve_keeps_the_function_and_literal_does_not():
+    b = _model("resnet18")
+    m = b.model.eval()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    ref = m(x)
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    g = torch.Generator().manual_seed(1)
+    beta = {s.module: torch.rand(m.get_submodule(s.module).num_features, generator=g) * 1e-3 for s in sites}
+    m2 = copy.deepcopy(m)
+    gates = attach_importance(m2, sites, beta, "preserve")
+    torch.testing.assert_close(m2(x), ref, atol=1e-4, rtol=1e-4)
+    fold_gates(m2, gates)
+    torch.testing.assert_close(m2.state_dict()["bn1.weight"], m.state_dict()["bn1.weight"])  # back where it was
+    m3 = copy.deepcopy(m)
+    attach_importance(m3, sites, beta, "literal")
+    assert (m3(x) - ref).abs().max() > 1e-2
+
+
+def test_beta_modes_and_alpha_training():
+    b = _model("resnet18")
+    m, loader = b.model, _loader()
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    alpha = train_alpha(m, sites, loader, CPU, epochs=2, lr=0.1)
+    after = m.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics frozen
+    assert any((v - 1).abs().max() > 0 for v in alpha.values.values())  # alpha moved
+    fixed = _loader(shuffle=False)  # both passes over the same batches
+    lit = compute_beta(m, alpha, fixed, CPU, "literal")
+    per = compute_beta(m, alpha, fixed, CPU, "per-batch")
+    for k in lit:
+        assert (per[k] + 1e-9 >= lit[k]).all()  # |sum| <= sum of |.|
+    assert all(p.requires_grad for p in m.parameters())

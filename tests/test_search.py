@@ -1,0 +1,129 @@
+"""The TransTailor search: Algorithm 1's stopping rule, run folder, resume after kill -9, export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import transtailor.methods.transtailor as tt_search
+from transtailor.cli import main
+from transtailor.config import SearchConfig
+from transtailor.errors import ConfigError
+from transtailor.models import load_model
+
+TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
+            threads=1)
+
+
+def _flags(d):
+    out = []
+    for k, v in d.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + k.replace("_", "-"))
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+def _scripted(monkeypatch, vals):
+    """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration)."""
+    real = tt_search._evaluate_and_measure
+
+    def fake_iteration(s, it, macs0, epochs):
+        rec = {"iteration": it, "phase": "search", **real(s, macs0)}
+        rec["val_top1"] = vals[it]
+        rec["macs"] = int(macs0 * (1 - 0.1 * it))
+        rec["flops_reduction"] = 0.1 * it
+        torch.nn.init.constant_(s.bundle.model.fc.bias, float(it))  # tell the iterations' models apart
+        return rec, {"beta": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}}
+
+    monkeypatch.setattr(tt_search, "_iteration", fake_iteration)
+    monkeypatch.setattr(tt_search, "final_scores", lambda s, m: {"val_top1": vals[0], "test_top1": 1.0})
+
+
+def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, monkeypatch):
+    _scripted(monkeypatch, {0: 50.0, 1: 52.0, 2: 51.8, 3: 51.0, 4: 60.0})
+    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
+    assert res.summary["stopped"] == "tau"
+    assert res.summary["best_iteration"] == 2  # 51.8 is within 0.3 of 52; 51.0 is not
+    assert [r["best"] for r in res.iterations] == [True, True, True, False]
+    assert res.model.fc.bias[0].item() == 2.0  # the model of iteration 2, not the one that broke tau
+    assert load_model(tmp_path / "r").fc.bias[0].item() == 2.0
+
+
+def test_target_flops_and_max_iterations_stop(tiny_folder, tmp_path, monkeypatch):
+    _scripted(monkeypatch, {i: 50.0 for i in range(10)})
+    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), target_flops_reduction=0.25,
+                                        **TINY))
+    assert res.summary["stopped"] == "target_flops_reduction" and res.summary["best_iteration"] == 3
+    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, **TINY))
+    assert res.summary["stopped"] == "max_iterations" and res.summary["best_iteration"] == 2
+
+
+def test_search_needs_validation():
+    with pytest.raises(ConfigError, match="selects sub-models on validation"):
+        SearchConfig(val_fraction=0.0).validate()
+
+
+def test_search_run_folder_report_and_export(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["search", "--data", str(tiny_folder), *_flags(TINY), "--max-iterations", "2", "--tau", "100",
+                 "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "best sub-model: iteration 2" in stdout
+    for name in ("config.yaml", "metrics.jsonl", "iterations.json", "state.json", "summary.json", "best/model.pt",
+                 "iter_000/model.pt", "iter_001/importance.pt", "iter_002/pruning.json", "accuracy_vs_flops.png",
+                 "pruned_filters.png"):
+        assert (out / name).is_file(), name
+    iterations = json.loads((out / "iterations.json").read_text())
+    assert iterations[2]["flops_reduction"] >= 0.2 - 1e-6 and iterations[1]["flops_reduction"] >= 0.1 - 1e-6
+    pruning = json.loads((out / "iter_001" / "pruning.json").read_text())
+    assert sum(pruning["removed"].values()) == iterations[1]["filters_removed"] > 0
+    best = load_model(out)
+    assert sum(p.numel() for p in best.parameters()) == iterations[2]["params"]
+
+    assert main(["report", str(out)]) == 0
+    assert "stopped by: max_iterations" in capsys.readouterr().out
+    for fmt in ("torchscript", "onnx"):
+        assert main(["export", str(out), "--format", fmt]) == 0
+        assert "max abs difference" in capsys.readouterr().out
+    x = torch.randn(3, 3, 32, 32)
+    scripted = torch.jit.load(str(out / "best" / "model.torchscript.pt"))
+    torch.testing.assert_close(scripted(x), best(x), atol=1e-4, rtol=1e-4)
+
+
+def _search_cmd(data, out, extra=()):
+    return [sys.executable, "-m", "transtailor", "search", "--data", str(data), *_flags(TINY), "--max-iterations", "3",
+            "--tau", "100", "--out", str(out), *extra]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_an_uninterrupted_run(tiny_folder, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_search_cmd(tiny_folder, tmp_path / "whole"), check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_search_cmd(tiny_folder, out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    state = out / "state.json"
+    while time.time() < deadline:  # wait until iteration 1 is complete, then kill during iteration 2
+        if state.is_file() and json.loads(state.read_text())["completed"] >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["completed"] < 3, "the run finished before it could be killed"
+    subprocess.run([sys.executable, "-m", "transtailor", "search", "--resume", str(out)], check=True, env=env,
+                   capture_output=True)
+    whole = json.loads((tmp_path / "whole" / "iterations.json").read_text())
+    resumed = json.loads((out / "iterations.json").read_text())
+    keys = ("val_top1", "test_top1", "macs", "params", "filters_removed")
+    assert [{k: r.get(k) for k in keys} for r in resumed] == [{k: r.get(k) for k in keys} for r in whole]
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(load_model(out)(x), load_model(tmp_path / "whole")(x), rtol=0, atol=0)
