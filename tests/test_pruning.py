@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from transtailor.models import create_model, load_model, save_model
 from transtailor.models.measure import layer_macs
 from transtailor.pruning import Gates, compute_beta, find_gate_sites, fold_gates, prune_to_macs, train_alpha
-from transtailor.pruning.importance_ft import attach_importance
+from transtailor.pruning.gates import scale_sites
+from transtailor.pruning.importance_ft import ImportanceFT, attach_importance, importance_values
 from transtailor.training import fit, make_sgd, param_groups
 
 SIZE = 32
@@ -43,13 +44,13 @@ def test_one_full_iteration(name, tmp_path):
     record, kept = prune_to_macs(model, sites, beta, int(macs0 * 0.9), SIZE, b.head)
     assert 0.10 <= 1 - record.macs_after / macs0 <= 0.12
     assert all(n >= 1 for n in record.remaining.values())  # no layer emptied
-    gates = attach_importance(model, sites, kept, "preserve")
+    importance = attach_importance(model, sites, kept, "normalized")  # forward gates, folded at the end
     opt = make_sgd(param_groups(model, b.head, 0.01, 0.001))
     fit(model, loader, None, opt, CPU, epochs=1)
     model.eval()
     gated = model(x)
-    fold_gates(model, gates)
-    assert not gates.attached
+    importance.finish(model)
+    assert not importance.gates.attached
     torch.testing.assert_close(model(x), gated, atol=1e-4, rtol=1e-4)
     assert gated.shape == (2, 3)
     path = save_model(tmp_path / "m.pt", b)
@@ -94,22 +95,52 @@ def _pre_act(m, site, x):
     return store["x"]
 
 
-def test_preserve_keeps_the_function_and_literal_does_not():
+def test_preserve_equals_sgd_on_the_divided_parametrisation():
+    """β² gradient scaling == dividing the BN affine by β, gating by β and training that (SGD, momentum, wd).
+
+    In float64, so that only the float32 rounding of β² separates the two.
+    """
+    b = _model("resnet18")
+    m = b.model.double()
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    g = torch.Generator().manual_seed(1)
+    beta = {s.module: torch.rand(m.get_submodule(s.module).num_features, generator=g) for s in sites}
+    values = {k: v.double() for k, v in importance_values(beta, "preserve").items()}
+    x, y = next(iter(_loader(shuffle=False)))
+    x = x.double()
+
+    def train(model, importance):
+        opt = make_sgd(param_groups(model, b.head, 0.05, 0.01), momentum=0.9, weight_decay=0.005)
+        for _ in range(2):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        importance.finish(model)
+        return model.eval()
+
+    ref = copy.deepcopy(m)
+    scale_sites(ref, sites, values, power=-1.0)
+    gates = Gates(sites, values).attach(ref)
+    torch.testing.assert_close(ref.eval()(x), m.eval()(x))  # the function is kept at the start
+    ref = train(ref.train(), ImportanceFT(gates=gates))
+    hooked = copy.deepcopy(m).train()
+    hooked = train(hooked, attach_importance(hooked, sites, beta, "preserve"))
+    plain = copy.deepcopy(m).train()
+    plain = train(plain, attach_importance(plain, sites, beta, "none"))
+    torch.testing.assert_close(hooked(x), ref(x), atol=1e-5, rtol=1e-5)
+    assert (plain(x) - ref(x)).abs().max() > 1e-3  # and it is not plain fine-tuning
+    assert not any(p._backward_hooks for p in hooked.parameters())  # finish() removed the gradient hooks
+
+
+def test_literal_importance_changes_the_function():
     b = _model("resnet18")
     m = b.model.eval()
     x = torch.randn(2, 3, SIZE, SIZE)
-    ref = m(x)
     sites = find_gate_sites(m, SIZE, exclude=(b.head,))
-    g = torch.Generator().manual_seed(1)
-    beta = {s.module: torch.rand(m.get_submodule(s.module).num_features, generator=g) * 1e-3 for s in sites}
-    m2 = copy.deepcopy(m)
-    gates = attach_importance(m2, sites, beta, "preserve")
-    torch.testing.assert_close(m2(x), ref, atol=1e-4, rtol=1e-4)
-    fold_gates(m2, gates)
-    torch.testing.assert_close(m2.state_dict()["bn1.weight"], m.state_dict()["bn1.weight"])  # back where it was
-    m3 = copy.deepcopy(m)
-    attach_importance(m3, sites, beta, "literal")
-    assert (m3(x) - ref).abs().max() > 1e-2
+    beta = {s.module: torch.full((m.get_submodule(s.module).num_features,), 1e-3) for s in sites}
+    ref = m(x)
+    attach_importance(m, sites, beta, "literal")
+    assert (m(x) - ref).abs().max() > 1e-2
 
 
 def test_beta_modes_and_alpha_training():

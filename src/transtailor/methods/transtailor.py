@@ -29,7 +29,7 @@ from ..config import SearchConfig, from_dict
 from ..errors import ConfigError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
-from ..pruning import compute_beta, find_gate_sites, fold_gates, prune_to_macs, train_alpha
+from ..pruning import compute_beta, find_gate_sites, prune_to_macs, train_alpha
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
@@ -185,10 +185,9 @@ def _iteration(s: Setup, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str
                                       min_channels=cfg.min_channels)
     times["seconds_prune"] = time.perf_counter() - t
     t = time.perf_counter()
-    gates = attach_importance(model, sites, beta_kept, cfg.importance_ft)
+    importance = attach_importance(model, sites, beta_kept, cfg.importance_ft)
     info = finetune_phase(s, "full", ift_epochs, f"iaft{it}", {"iteration": it})
-    if gates is not None:
-        fold_gates(model, gates)
+    importance.finish(model)
     times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     rec: dict[str, Any] = {"iteration": it, "phase": "search", **info}

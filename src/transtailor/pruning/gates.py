@@ -50,12 +50,12 @@ def find_gate_sites(model: nn.Module, image_size: int = 32, exclude: tuple[str, 
         elif isinstance(module, _BN):
             handles.append(module.register_forward_pre_hook(
                 lambda m, i, n=name: bn_input.__setitem__(n, id(i[0]))))
-    device = next(model.parameters()).device
+    param = next(model.parameters())
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size, device=device))
+            model(torch.zeros(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
     finally:
         for h in handles:
             h.remove()

@@ -91,15 +91,28 @@ def compute_beta(
     mode: str = "per-batch",
 ) -> dict[str, torch.Tensor]:
     """β per gate site from the trained α, accumulated over all of ``loader`` (see module doc)."""
-    if mode not in BETA_MODES:
-        raise ValueError(f"beta mode must be one of {BETA_MODES}")
+    return accumulate_beta(model, gates, loader, device, (mode,))[mode]
+
+
+def accumulate_beta(
+    model: nn.Module,
+    gates: Gates,
+    loader: DataLoader,
+    device: torch.device,
+    modes: tuple[str, ...] = BETA_MODES,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """β for each of ``modes`` from one pass over ``loader``, in eval mode (no dropout noise)."""
+    unknown = set(modes) - set(BETA_MODES)
+    if unknown:
+        raise ValueError(f"beta mode must be one of {BETA_MODES}, got {sorted(unknown)}")
     alphas = {k: nn.Parameter(v.detach().clone()) for k, v in gates.values.items()}
     probe = Gates(gates.sites, alphas)
     frozen = _frozen(model)
+    was_training = model.training
+    model.eval()
     probe.attach(model)
-    acc = {k: torch.zeros_like(v) for k, v in alphas.items()}
+    acc = {m: {k: torch.zeros_like(v) for k, v in alphas.items()} for m in modes}
     try:
-        set_train_mode(model)
         for x, y in tqdm(loader, desc="beta", leave=False, disable=None):
             x, y = x.to(device), y.to(device)
             with autocast_for(device):
@@ -107,15 +120,16 @@ def compute_beta(
             grads = torch.autograd.grad(loss, list(alphas.values()))
             for (k, a), g in zip(alphas.items(), grads):
                 term = g.float() * a.detach()
-                if mode == "literal":
-                    acc[k] += term
-                elif mode == "per-batch":
-                    acc[k] += term.abs()
-                else:
-                    acc[k] += term.pow(2)
+                if "literal" in acc:
+                    acc["literal"][k] += term
+                if "per-batch" in acc:
+                    acc["per-batch"][k] += term.abs()
+                if "squared" in acc:
+                    acc["squared"][k] += term.pow(2)
     finally:
         probe.detach()
         _restore(frozen)
-    if mode == "literal":
-        return {k: v.abs() for k, v in acc.items()}
+        model.train(was_training)
+    if "literal" in acc:
+        acc["literal"] = {k: v.abs() for k, v in acc["literal"].items()}
     return acc

@@ -7,16 +7,17 @@
 ``normalized``
     β divided by its layer's mean (mean 1 per layer): the same, milder.
 ``preserve`` (default)
-    β normalised per layer to mean 1 and clipped to [``PRESERVE_MIN``, ``PRESERVE_MAX``]; the BN
-    affine parameters (or the conv's, where no BN follows) are divided by β when it is attached,
-    so β·BN'(x) = BN(x): the network computes exactly what it did, and β acts only as a per-filter
-    scale on the gradients of those parameters (an importance-weighted learning rate, β² in the
-    original parametrisation).
+    β normalised per layer to mean 1 and clipped to [``PRESERVE_MIN``, ``PRESERVE_MAX``]. Dividing
+    the BN affine parameters θ (or the conv's, where no BN follows) by β and multiplying β into
+    the output, β·BN'(x) = BN(x), keeps the network's function; SGD on θ' = θ/β then moves θ by
+    -lr·(β²·∂L/∂θ + wd·θ), momentum included. We apply exactly that update directly, as a gradient
+    hook that scales those parameters' gradients by β²: the same training, with no gate in the
+    forward pass (no overhead) and nothing to fold afterwards.
 ``none``
     plain fine-tuning of the pruned model.
 
-After fine-tuning, :func:`~.gates.fold_gates` multiplies β into the weights, so the exported model
-has no gates and, for ``preserve``, is back in the original parametrisation.
+After fine-tuning, :meth:`ImportanceFT.finish` folds forward gates into the weights (``literal``,
+``normalized``) or removes the gradient hooks (``preserve``): the exported model has no gates.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .gates import Gates, GateSite, scale_sites
+from .gates import Gates, GateSite, fold_gates
 
 IMPORTANCE_FT_MODES = ("preserve", "literal", "normalized", "none")
 PRESERVE_MIN, PRESERVE_MAX = 0.1, 10.0
@@ -41,15 +42,37 @@ def importance_values(beta: dict[str, torch.Tensor], mode: str) -> dict[str, tor
     return out
 
 
+class ImportanceFT:
+    """β attached for fine-tuning: forward gates or gradient scales; :meth:`finish` removes it."""
+
+    def __init__(self, gates: Gates | None = None, handles: list | None = None) -> None:
+        self.gates, self.handles = gates, handles or []
+
+    def finish(self, model: nn.Module) -> None:
+        if self.gates is not None:
+            fold_gates(model, self.gates)
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
 def attach_importance(model: nn.Module, sites: list[GateSite], beta: dict[str, torch.Tensor],
-                      mode: str) -> Gates | None:
-    """Attach frozen β gates for fine-tuning (``None`` for mode ``none``)."""
+                      mode: str) -> ImportanceFT:
+    """Attach the frozen β for fine-tuning in the given formulation."""
     if mode not in IMPORTANCE_FT_MODES:
         raise ValueError(f"importance_ft must be one of {IMPORTANCE_FT_MODES}")
     if mode == "none":
-        return None
+        return ImportanceFT()
     device = next(model.parameters()).device
     values = {k: v.to(device) for k, v in importance_values(beta, mode).items()}
     if mode == "preserve":
-        scale_sites(model, sites, values, power=-1.0)
-    return Gates(sites, values).attach(model)
+        handles = []
+        for site in sites:
+            module = model.get_submodule(site.module)
+            scale = values[site.module].pow(2)
+            for p in (module.weight, getattr(module, "bias", None)):
+                if p is not None:
+                    shape = (-1,) + (1,) * (p.dim() - 1)
+                    handles.append(p.register_hook(lambda g, s=scale.view(shape): g * s.to(g.dtype)))
+        return ImportanceFT(handles=handles)
+    return ImportanceFT(gates=Gates(sites, values).attach(model))
