@@ -120,3 +120,14 @@ def test_digits_recipe_is_bundled():
     assert b.num_classes == 10
     assert sum(b.counts.values()) == 1797
     assert b.counts["test"] == pytest.approx(1797 * 0.2, abs=10)
+
+
+def test_cub10_follows_its_split_file():
+    root = shared_path("data", "cub10")
+    listed = [ln.split() for ln in (root / "split_seed0.txt").read_text().splitlines() if ln.strip()]
+    b = _build(root, val_fraction=0.2)
+    assert b.num_classes == 10
+    n_train = sum(1 for _, split in listed if split == "train")
+    assert b.counts["train"] + b.counts["val"] == n_train == 150
+    assert b.counts["test"] == sum(1 for _, split in listed if split == "test") == 144
+    assert sorted(_targets(b.val_loader)) == sorted([c for c in range(10) for _ in range(3)])  # 3 of 15 per class

@@ -107,18 +107,26 @@ def final_scores(s: Setup, model: nn.Module) -> dict[str, Any]:
     return scores
 
 
-def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any]:
-    """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
-    summary = {
-        **summary,
-        **measure(model, s.cfg.image_size, latency=s.cfg.latency),
+def run_facts(s: Setup) -> dict[str, Any]:
+    """What every summary records about the data and the machine."""
+    return {
         "classes": s.data.num_classes,
         "images": s.data.counts,
         "skipped_files": len(s.data.skipped),
         "skipped_examples": s.data.skipped[:20],
         "device": str(s.device),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.machine(),
+    }
+
+
+def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any]:
+    """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
+    summary = {
+        **summary,
+        **measure(model, s.cfg.image_size, latency=s.cfg.latency),
+        **run_facts(s),
         "wall_seconds": time.perf_counter() - s.started,
     }
     meta = {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct,

@@ -33,7 +33,7 @@ from ..pruning import compute_beta, find_gate_sites, prune_to_macs, train_alpha
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
-from .common import Setup, final_scores, measure, prepare
+from .common import Setup, final_scores, measure, prepare, run_facts
 from .finetune import finetune_phase
 
 log = logging.getLogger("transtailor")
@@ -146,12 +146,7 @@ def search(cfg: SearchConfig, model: nn.Module | None = None) -> SearchResult:
         "iterations": len(iterations) - 1,
         "macs_original": macs0,
         **{k: v for k, v in best_rec.items() if k not in ("iteration", "phase", "best")},
-        "classes": s.data.num_classes,
-        "images": s.data.counts,
-        "skipped_files": len(s.data.skipped),
-        "skipped_examples": s.data.skipped[:20],
-        "device": str(s.device),
-        "torch": torch.__version__,
+        **run_facts(s),
         "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations),
     }
     run.write_summary(summary)

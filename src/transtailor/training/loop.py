@@ -113,16 +113,17 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict[str, float]:
-    """Top-1 and top-5 accuracy (%) and mean loss over ``loader``."""
+    """Top-1 accuracy (%), top-5 where there are more than 5 classes, and mean loss over ``loader``."""
     was_training = model.training
     model.eval()
-    loss_sum, hits, n = 0.0, [0, 0], 0
+    loss_sum, hits, n, classes = 0.0, [0, 0], 0, 0
     try:
         for x, y in tqdm(loader, desc=desc, leave=False, disable=None):
             x, y = _to(device, x, y)
             with autocast_for(device):
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            classes = logits.shape[1]
             h1, h5 = correct_topk(logits, y)
             hits[0] += h1
             hits[1] += h5
@@ -130,7 +131,10 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: s
     finally:
         model.train(was_training)
     n = max(n, 1)
-    return {"loss": loss_sum / n, "top1": 100.0 * hits[0] / n, "top5": 100.0 * hits[1] / n}
+    out = {"loss": loss_sum / n, "top1": 100.0 * hits[0] / n}
+    if classes > 5:
+        out["top5"] = 100.0 * hits[1] / n
+    return out
 
 
 def fit(

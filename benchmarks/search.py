@@ -1,0 +1,83 @@
+"""TransTailor's best sub-model against FT and FT-Full: test top-1, FLOPs reduction, real speed-up, memory.
+
+    python benchmarks/search.py --datasets caltech101 cub10 --seeds 0 1 2 --image-size 112 --epochs 4
+
+Each (dataset, seed) search writes benchmarks/results/search<tag>/<data>-s<seed>/ and is skipped
+when its summary.json exists. FT and FT-Full rows come from benchmarks/finetune.py's runs of the
+same settings (run it first). Writes benchmarks/results/search<tag>/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import sys
+
+import transtailor as tt
+from _common import RESULTS, markdown_table, mean_std, shared_dataset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["caltech101", "cub10"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--image-size", type=int, default=112)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs-for", nargs="*", default=["cub10=30"], metavar="DATA=N")
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search options")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    per_ds = {k: int(v) for k, v in (item.split("=") for item in args.epochs_for)}
+    extra = dict(item.split("=", 1) for item in args.set)
+    root = RESULTS / f"search{args.tag}"
+    rows, speed_rows = [], []
+    for ds in args.datasets:
+        data = shared_dataset(ds)
+        epochs = per_ds.get(ds, args.epochs)
+        found = []
+        for seed in args.seeds:
+            out = root / f"{ds}-s{seed}"
+            if not (out / "summary.json").is_file():
+                flags = dict(model=args.model, data=str(data), image_size=args.image_size, epochs=epochs, seed=seed,
+                             cache=True, out=str(out), **extra)
+                if (out / "state.json").is_file():
+                    flags = {"resume": str(out)}
+                tt.search(tt.resolve(tt.SearchConfig, flags=flags))
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                summary = json.loads((out / "summary.json").read_text())
+                summary["peak_rss_mb"] = rss
+                tt.runs.write_json(out / "summary.json", summary)
+            found.append(json.loads((out / "summary.json").read_text()))
+            for it in json.loads((out / "iterations.json").read_text()):
+                if "latency_ms_b1" in it:
+                    speed_rows.append([f"{ds} s{seed}", str(it["iteration"]), f"{100 * it['flops_reduction']:.1f}",
+                                       f"{it['latency_ms_b1']:.2f}", f"{it['latency_ms_b32']:.1f}",
+                                       f"{it['val_top1']:.2f}", f"{it['test_top1']:.2f}"])
+        for mode, name in (("head", "FT"), ("full", "FT-Full")):
+            ft = [RESULTS / "finetune" / f"{ds}-{mode}-s{s}" / "summary.json" for s in args.seeds]
+            ft = [json.loads(p.read_text()) for p in ft if p.is_file()]
+            if ft:
+                rows.append([ds, name, str(len(ft)), mean_std([r["val_top1"] for r in ft]),
+                             mean_std([r["test_top1"] for r in ft]), "0.0", f"{ft[0]['latency_ms_b1']:.2f}", "-"])
+        rows.append([ds, "TransTailor", str(len(found)), mean_std([r["val_top1"] for r in found]),
+                     mean_std([r["test_top1"] for r in found]),
+                     mean_std([100 * r["flops_reduction"] for r in found]),
+                     f"{statistics.mean(r.get('latency_ms_b1', float('nan')) for r in found):.2f}",
+                     f"{max(r.get('peak_rss_mb', 0) for r in found):.0f}"])
+    table = markdown_table(["data", "method", "seeds", "val top-1 %", "test top-1 %", "FLOPs red. %",
+                            "latency b1 ms", "peak RSS MB"], rows)
+    speed = markdown_table(["run", "iteration", "FLOPs red. %", "latency b1 ms", "latency b32 ms", "val", "test"],
+                           speed_rows)
+    head = (f"{args.model}, {args.image_size} px, {args.epochs} epochs per phase (cub10 {per_ds.get('cub10')}), "
+            f"--cache, options {extra or 'default'}; command: {' '.join(sys.argv)}\n\n")
+    (root / "table.md").write_text(head + table + "\n\nPer iteration:\n\n" + speed + "\n")
+    print(head + table + "\n\n" + speed)
+
+
+if __name__ == "__main__":
+    main()
