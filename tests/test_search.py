@@ -127,3 +127,18 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tiny_folder, tmp_path):
     assert [{k: r.get(k) for k in keys} for r in resumed] == [{k: r.get(k) for k in keys} for r in whole]
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(load_model(out)(x), load_model(tmp_path / "whole")(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["search", "--resume", "{tmp}/nothing"], "no search run there"),
+    (["search", "--flops-step", "1.5"], "--flops-step must be in (0, 1)"),
+    (["search", "--target-flops-reduction", "0"], "--target-flops-reduction must be in (0, 1)"),
+    (["search", "--max-iterations", "0"], "--max-iterations must be at least 1"),
+    (["search", "--val-fraction", "0"], "selects sub-models on validation"),
+    (["report", "{tmp}"], "holds no iterations.json"),
+    (["export", "{tmp}/missing"], "does not exist"),
+])
+def test_search_commands_bad_input(args, words, tmp_path, capsys):
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0]
