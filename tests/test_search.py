@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-import transtailor.methods.transtailor as tt_search
+import transtailor.methods.iterative as tt_loop
+from transtailor.methods import search
 from transtailor.cli import main
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
@@ -33,23 +34,23 @@ def _flags(d):
 
 def _scripted(monkeypatch, vals):
     """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration)."""
-    real = tt_search._evaluate_and_measure
+    real = tt_loop._evaluate_and_measure
 
-    def fake_iteration(s, it, macs0, epochs):
+    def fake_iteration(s, plan, it, macs0, epochs):
         rec = {"iteration": it, "phase": "search", **real(s, macs0)}
         rec["val_top1"] = vals[it]
         rec["macs"] = int(macs0 * (1 - 0.1 * it))
         rec["flops_reduction"] = 0.1 * it
         torch.nn.init.constant_(s.bundle.model.fc.bias, float(it))  # tell the iterations' models apart
-        return rec, {"beta": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}}
+        return rec, {"scores": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}}
 
-    monkeypatch.setattr(tt_search, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_search, "final_scores", lambda s, m: {"val_top1": vals[0], "test_top1": 1.0})
+    monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
+    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m: {"val_top1": vals[0], "test_top1": 1.0})
 
 
 def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, monkeypatch):
     _scripted(monkeypatch, {0: 50.0, 1: 52.0, 2: 51.8, 3: 51.0, 4: 60.0})
-    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
     assert res.summary["stopped"] == "tau"
     assert res.summary["best_iteration"] == 2  # 51.8 is within 0.3 of 52; 51.0 is not
     assert [r["best"] for r in res.iterations] == [True, True, True, False]
@@ -59,15 +60,15 @@ def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, mon
 
 def test_target_flops_and_max_iterations_stop(tiny_folder, tmp_path, monkeypatch):
     _scripted(monkeypatch, {i: 50.0 for i in range(10)})
-    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), target_flops_reduction=0.25,
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), target_flops_reduction=0.25,
                                         **TINY))
     assert res.summary["stopped"] == "target_flops_reduction" and res.summary["best_iteration"] == 3
-    res = tt_search.search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, **TINY))
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, **TINY))
     assert res.summary["stopped"] == "max_iterations" and res.summary["best_iteration"] == 2
 
 
 def test_search_needs_validation():
-    with pytest.raises(ConfigError, match="selects sub-models on validation"):
+    with pytest.raises(ConfigError, match="select sub-models on validation"):
         SearchConfig(val_fraction=0.0).validate()
 
 
@@ -130,11 +131,11 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tiny_folder, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["search", "--resume", "{tmp}/nothing"], "no search run there"),
+    (["search", "--resume", "{tmp}/nothing"], "no search or prune run there"),
     (["search", "--flops-step", "1.5"], "--flops-step must be in (0, 1)"),
     (["search", "--target-flops-reduction", "0"], "--target-flops-reduction must be in (0, 1)"),
     (["search", "--max-iterations", "0"], "--max-iterations must be at least 1"),
-    (["search", "--val-fraction", "0"], "selects sub-models on validation"),
+    (["search", "--val-fraction", "0"], "select sub-models on validation"),
     (["report", "{tmp}"], "holds no iterations.json"),
     (["export", "{tmp}/missing"], "does not exist"),
 ])

@@ -9,11 +9,11 @@ The typed public API::
     model = tt.load_model("runs/ft")        # the saved model, without pickled code
 """
 
-from .config import CommonConfig, EvaluateConfig, ExportConfig, FinetuneConfig, SearchConfig, resolve
+from .config import CommonConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, SearchConfig, resolve
 from .data import DataBundle, build_data
 from . import runs
 from .errors import ConfigError, DataError, ModelError, TransTailorError
-from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, search
+from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, prune, search
 from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
 from .models.serialize import load_bundle
 from .models.zoo import wrap_module
@@ -33,6 +33,7 @@ __all__ = [
     "SearchResult",
     "ModelBundle",
     "ModelError",
+    "PruneConfig",
     "TransTailorError",
     "build_data",
     "count_macs_params",
@@ -43,6 +44,7 @@ __all__ = [
     "load_bundle",
     "load_model",
     "measure_latency",
+    "prune",
     "resolve",
     "save_model",
     "search",

@@ -93,44 +93,73 @@ class FinetuneConfig(CommonConfig):
 
 
 @dataclass
-class SearchConfig(CommonConfig):
-    """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
+class IterativeConfig(CommonConfig):
+    """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
 
     ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
+    flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
+    finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
+    min_channels: int = option(1, "every layer keeps at least this many filters")
+    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("ft_epochs", "finetune_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.flops_step is not None and not 0.0 < self.flops_step < 1.0:
+            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.val_fraction <= 0:
+            raise ConfigError("pruning methods select sub-models on validation: --val-fraction must be > 0 "
+                              "(a val/ folder, when the data has one, is used instead)")
+        if self.min_channels < 1:
+            raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
+
+
+@dataclass
+class SearchConfig(IterativeConfig):
+    """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
+
     alpha_epochs: int = option(1, "epochs of scaling-factor (alpha) training per iteration")
     alpha_lr: float = option(0.01, "learning rate of the scaling factors")
     alpha_init: str = option("ones", "initial alpha: 'ones' keeps the network's function; 'random' as the paper",
                              ("ones", "random"))
     beta: str = option("per-batch", "how dL/dalpha*alpha is accumulated over the train batches",
                        ("literal", "per-batch", "squared"))
-    flops_step: float = option(0.1, "fraction of the original model's FLOPs removed per iteration")
-    finetune_epochs: int | None = option(None, "epochs of importance-aware fine-tuning per iteration (default: --epochs)")
     importance_ft: str = option("preserve", "how beta enters fine-tuning: 'preserve' (function kept, beta scales "
                                 "the gradients), 'literal' (Eq. 6), 'normalized' (beta / layer mean), 'none'",
                                 ("preserve", "literal", "normalized", "none"))
     tau: float = option(0.3, "stop when val top-1 falls this many points below the best sub-model")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
-    min_channels: int = option(1, "every layer keeps at least this many filters")
-    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
 
     def validate(self) -> None:
         super().validate()
         _non_negative(self, "alpha_epochs", "alpha_lr", "tau")
-        for name in ("ft_epochs", "finetune_epochs"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        if not 0.0 < self.flops_step < 1.0:
-            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.flops_step is None:
+            raise ConfigError("--flops-step needs a value")
         if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:
             raise ConfigError(f"--target-flops-reduction must be in (0, 1), got {self.target_flops_reduction}")
         if self.max_iterations < 1:
             raise ConfigError(f"--max-iterations must be at least 1, got {self.max_iterations}")
-        if self.val_fraction <= 0:
-            raise ConfigError("the search selects sub-models on validation: --val-fraction must be > 0 "
-                              "(a val/ folder, when the data has one, is used instead)")
-        if self.min_channels < 1:
-            raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
+
+
+@dataclass
+class PruneConfig(IterativeConfig):
+    """``transtailor prune``: a pruning baseline to a FLOPs budget, from the same FT model as the search."""
+
+    method: str = option("l1", "filter criterion: l1 (weight norm), taylor (first-order Taylor of the output, "
+                         "TransTailor without alpha), random", ("l1", "taylor", "random"))
+    flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
+    flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
+                                      "(default: all at once)")
+    scope: str = option("global", "rank filters across all layers, or within each layer ('layer')",
+                        ("global", "layer"))
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.flops_reduction < 1.0:
+            raise ConfigError(f"--flops-reduction must be in (0, 1), got {self.flops_reduction}")
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from .evaluate import evaluate_saved
 from .export import export_model
 from .finetune import FinetuneResult, finetune
-from .transtailor import SearchResult, search
+from .iterative import SearchResult
+from .prune import prune
+from .transtailor import search
 
-__all__ = ["FinetuneResult", "SearchResult", "evaluate_saved", "export_model", "finetune", "search"]
+__all__ = ["FinetuneResult", "SearchResult", "evaluate_saved", "export_model", "finetune", "prune", "search"]

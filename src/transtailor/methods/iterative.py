@@ -1,0 +1,289 @@
+"""The iterative prune-and-fine-tune loop shared by the TransTailor search and the pruning baselines.
+
+    FT (new head) -> best sub-model
+    repeat:
+        score every filter (the method's own criterion: TransTailor's β, L1, Taylor, ...)
+        remove the lowest-scored filters until the step's share of the original FLOPs is gone
+        fine-tune (with the importance attached, for TransTailor)
+        if best_val - val > τ: stop, else this sub-model becomes the best
+    until the FLOPs target, the iteration limit or τ
+
+Every iteration writes ``iter_NNN/`` (model, scores, pruning record) and ``state.json`` before the
+next begins; ``--resume`` continues from the last complete iteration, seeding each iteration from
+(seed, iteration) alone so that a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from ..config import IterativeConfig, from_dict
+from ..errors import ConfigError
+from ..models.serialize import load_bundle, save_model
+from ..models.zoo import ModelBundle
+from ..pruning import GateSite, find_gate_sites, prune_to_macs
+from ..pruning.importance_ft import attach_importance
+from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
+from ..training import seed_everything
+from .common import Setup, final_scores, measure, prepare, run_facts
+from .finetune import finetune_phase
+
+log = logging.getLogger("transtailor")
+
+STATE_FILE = "state.json"
+ITERATIONS_FILE = "iterations.json"
+
+
+@dataclass
+class Scored:
+    """A method's filter scores for one iteration, what to keep of them, and the seconds it took per phase."""
+
+    scores: dict[str, torch.Tensor]
+    saved: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: attached during fine-tuning (TransTailor's β); None for plain fine-tuning
+    importance: dict[str, torch.Tensor] | None = None
+
+
+Scorer = Callable[["Setup", int, list[GateSite]], Scored]
+
+
+@dataclass
+class Plan:
+    """What a method plugs into the loop."""
+
+    method: str
+    scorer: Scorer
+    step: float
+    importance_ft: str = "none"
+    tau: float | None = None
+    target: float | None = None
+    max_iterations: int = 10
+
+
+@dataclass
+class SearchResult:
+    bundle: ModelBundle
+    summary: dict[str, Any]
+    iterations: list[dict[str, Any]]
+    run_dir: Path
+
+    @property
+    def model(self) -> nn.Module:
+        return self.bundle.model
+
+
+def iteration_dir(run: RunDir, it: int) -> Path:
+    return run.path / f"iter_{it:03d}"
+
+
+def _seed_iteration(s: Setup, it: int) -> None:
+    seed = s.cfg.seed * 1000 + it
+    seed_everything(seed)
+    gen = s.data.train_loader.generator
+    if gen is not None:
+        gen.manual_seed(seed)
+
+
+def _meta(s: Setup, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct, **extra}
+
+
+def _evaluate_and_measure(s: Setup, macs0: int) -> dict[str, Any]:
+    rec = final_scores(s, s.bundle.model)
+    cost = measure(s.bundle.model, s.cfg.image_size, latency=s.cfg.latency)
+    rec.update(cost)
+    rec["flops_reduction"] = 1.0 - cost["macs"] / macs0
+    return rec
+
+
+def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[IterativeConfig], Plan],
+                  model: nn.Module | None = None) -> SearchResult:
+    """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
+    if cfg.resume:
+        cfg = _resume_config(type(cfg), cfg)
+    s = prepare(cfg, command, model, overwrite=bool(cfg.resume))
+    cfg = s.cfg  # with the resolved image size
+    plan = make_plan(cfg)
+    run = s.run
+    ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
+    ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
+    state = _load_state(run) if cfg.resume else None
+    if state is not None:
+        _restore_model(s, state["completed"])
+    else:
+        run.reset_metrics()
+        _seed_iteration(s, 0)
+        t0 = time.perf_counter()
+        finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        ft_seconds = time.perf_counter() - t0
+        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": ft_seconds}
+        macs0 = measure(s.bundle.model, cfg.image_size, latency=False)["macs"]
+        rec.update(_evaluate_and_measure(s, macs0))
+        rec["best"] = True
+        state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
+                 "stopped": None}
+        _commit_iteration(s, 0, rec, None, None, state, [rec])
+        _log_iteration(rec)
+    iterations: list[dict[str, Any]] = read_json(run.file(ITERATIONS_FILE))
+    macs0 = state["macs_original"]
+
+    it = state["completed"]
+    while state["stopped"] is None:
+        it += 1
+        last = iterations[-1]
+        if plan.target is not None and last["flops_reduction"] >= plan.target - 1e-9:
+            state["stopped"] = "target_flops_reduction"
+            break
+        if it > plan.max_iterations:
+            state["stopped"] = "max_iterations"
+            break
+        _seed_iteration(s, it)
+        rec, saved, pruning = _iteration(s, plan, it, macs0, ift_epochs)
+        drop = state["best_val"] - rec["val_top1"]
+        rec["best"] = plan.tau is None or drop <= plan.tau
+        if rec["best"]:
+            state.update(best=it, best_val=rec["val_top1"])
+        else:
+            state["stopped"] = "tau"
+            log.info("iteration %d: val top-1 fell %.2f points below the best (tau %.2f): stopping", it, drop, plan.tau)
+        state["completed"] = it
+        iterations.append(rec)
+        _commit_iteration(s, it, rec, saved, pruning, state, iterations)
+        _log_iteration(rec)
+        if rec["macs"] >= last["macs"]:
+            state["stopped"] = "no_progress"
+    write_json(run.file(STATE_FILE), state)
+    best = load_bundle(iteration_dir(run, state["best"]) / MODEL_FILE)
+    best_dir = run.path / "best"
+    best_dir.mkdir(exist_ok=True)
+    atomic_write(best_dir / MODEL_FILE,
+                 lambda fh: fh.write((iteration_dir(run, state["best"]) / MODEL_FILE).read_bytes()), binary=True)
+    best_rec = iterations[state["best"]]
+    summary = {
+        "method": plan.method,
+        "best_iteration": state["best"],
+        "stopped": state["stopped"],
+        "iterations": len(iterations) - 1,
+        "macs_original": macs0,
+        **{k: v for k, v in best_rec.items() if k not in ("iteration", "phase", "best")},
+        **run_facts(s),
+        "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations),
+    }
+    run.write_summary(summary)
+    _plots(run)
+    log.info("%s done: best sub-model is iteration %d (val top-1 %.2f%%, test top-1 %.2f%%, %.1f%% fewer "
+             "FLOPs), stopped by %s -> %s", command, state["best"], best_rec.get("val_top1", float("nan")),
+             best_rec["test_top1"], 100 * best_rec["flops_reduction"], state["stopped"], best_dir)
+    best.model.to(s.device)
+    return SearchResult(best, summary, iterations, run.path)
+
+
+def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str, Any], dict, dict]:
+    cfg, model = s.cfg, s.bundle.model
+    sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
+    scored = plan.scorer(s, it, sites)
+    times = dict(scored.seconds)
+    t = time.perf_counter()
+    macs_now = measure(model, cfg.image_size, latency=False)["macs"]
+    target = macs_now - int(plan.step * macs0)
+    if plan.target is not None:  # the last step removes only what is left to the target
+        target = max(target, int((1.0 - plan.target) * macs0))
+    importance = scored.importance if scored.importance is not None else scored.scores
+    record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
+                                 min_channels=cfg.min_channels)
+    times["seconds_prune"] = time.perf_counter() - t
+    t = time.perf_counter()
+    attached = attach_importance(model, sites, kept, plan.importance_ft if scored.importance is not None else "none")
+    info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it})
+    attached.finish(model)
+    times["seconds_finetune"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
+    rec.update(_evaluate_and_measure(s, macs0))
+    times["seconds_eval"] = time.perf_counter() - t
+    rec.update(times)
+    rec["seconds_total"] = sum(times.values())
+    rec["filters_removed"] = sum(record.removed.values())
+    pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
+               "remaining": record.remaining}
+    return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning
+
+
+def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
+                      state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
+    """Write the iteration's files, then the list and the state: a crash leaves the last state consistent."""
+    folder = iteration_dir(s.run, it)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec["macs"], "params": rec["params"]}))
+    if saved is not None:
+        atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
+    if pruning is not None:
+        write_json(folder / "pruning.json", pruning)
+    write_json(folder / "metrics.json", rec)
+    s.run.log_metrics({"phase": "iteration", **rec})
+    write_json(s.run.file(ITERATIONS_FILE), iterations)
+    write_json(s.run.file(STATE_FILE), state)
+
+
+def _log_iteration(rec: dict[str, Any]) -> None:
+    log.info("iteration %d: val top-1 %s, test top-1 %.2f%%, %.1f M MACs (%.1f%% fewer), %.2f M params%s",
+             rec["iteration"], f"{rec['val_top1']:.2f}%" if "val_top1" in rec else "-", rec["test_top1"],
+             rec["macs"] / 1e6, 100 * rec["flops_reduction"], rec["params"] / 1e6,
+             "" if rec.get("best") else " (not kept)")
+
+
+def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
+    run = RunDir(cfg.resume)
+    if not run.file("config.yaml").is_file():
+        raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
+    saved = {k: v for k, v in run.read_config().items() if k != "command"}
+    saved.update(out=str(run.path), resume=str(run.path))
+    try:
+        return from_dict(cls, saved)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
+
+
+def _load_state(run: RunDir) -> dict[str, Any] | None:
+    state_file = run.file(STATE_FILE)
+    if not state_file.is_file():
+        return None  # killed during FT: start over
+    state = read_json(state_file)
+    done = state["completed"]
+    for stale in run.path.glob("iter_*"):  # an iteration that did not complete
+        if int(stale.name.split("_")[1]) > done:
+            shutil.rmtree(stale)
+    kept = [r for r in run.metrics() if r.get("iteration", 0) <= done]
+    atomic_write(run.file("metrics.jsonl"), lambda fh: fh.writelines(_jsonl(r) for r in kept))
+    log.info("resuming %s after iteration %d", run.path, done)
+    return state
+
+
+def _restore_model(s: Setup, it: int) -> None:
+    saved = load_bundle(iteration_dir(s.run, it) / MODEL_FILE, model=s.bundle.model)
+    s.bundle.model = saved.model.to(s.device)
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+def _plots(run: RunDir) -> None:
+    try:
+        from ..reporting.plots import draw_search_plots
+    except ImportError:  # matplotlib is a dependency; a broken install should not lose the run
+        log.warning("matplotlib is unavailable: no plots drawn")
+        return
+    draw_search_plots(run.path)
+
