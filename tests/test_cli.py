@@ -81,7 +81,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, capsys):
         out = tmp_path / "never"
         args = ["finetune", *TINY, "--out", str(out), *extra]
         try:
-            code, stdout, err = _run(capsys, *args)
+            code, _, err = _run(capsys, *args)
         except SystemExit as exc:  # argparse's own errors
             code, (stdout, err) = exc.code, capsys.readouterr()
         assert code == 2, (extra, err)

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from transtailor.models import create_model, load_model, save_model
 from transtailor.models.measure import layer_macs
-from transtailor.pruning import Gates, compute_beta, find_gate_sites, fold_gates, prune_to_macs, train_alpha
+from transtailor.pruning import Gates, compute_beta, find_gate_sites, prune_to_macs, train_alpha
 from transtailor.pruning.gates import scale_sites
 from transtailor.pruning.importance_ft import ImportanceFT, attach_importance, importance_values
 from transtailor.training import fit, make_sgd, param_groups

@@ -65,7 +65,6 @@ def test_same_seed_same_result_and_run_folder_contents(tiny_folder, tmp_path):
 
 
 def test_the_best_validation_epoch_is_kept(tiny_folder, tmp_path):
-    from transtailor.training import evaluate
 
     res = finetune(_cfg(tiny_folder, tmp_path / "r", epochs=4, lr_head=0.5, lr_backbone=0.2, schedule="constant"))
     history = [r for r in RunDir(tmp_path / "r").metrics() if r.get("epoch")]

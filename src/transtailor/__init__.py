@@ -46,6 +46,7 @@ __all__ = [
     "measure_latency",
     "prune",
     "resolve",
+    "runs",
     "save_model",
     "search",
     "wrap_module",

@@ -94,7 +94,7 @@ def prune_to_macs(
         candidates.sort(key=lambda c: c[0])
         chosen: dict[int, list[int]] = {}
         saved = 0.0
-        for sc, cst, gi, j in candidates:
+        for _score, cst, gi, j in candidates:
             if saved >= need:
                 break
             picked = chosen.setdefault(gi, [])
