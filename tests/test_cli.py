@@ -83,7 +83,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, capsys):
         try:
             code, _, err = _run(capsys, *args)
         except SystemExit as exc:  # argparse's own errors
-            code, (stdout, err) = exc.code, capsys.readouterr()
+            code, (_, err) = exc.code, capsys.readouterr()
         assert code == 2, (extra, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (extra, err)
