@@ -55,9 +55,12 @@ def main() -> None:
                          mean_std([s["test_top1"] for s in summaries]),
                          f"{summaries[0]['macs'] / 1e6:.1f}",
                          f"{summaries[0]['params'] / 1e6:.2f}",
-                         f"{statistics.mean(s['wall_seconds'] for s in summaries):.0f}"])
+                         f"{statistics.mean(s['wall_seconds'] for s in summaries):.0f}",
+                         "/".join(str(s.get("threads", "2*")) for s in summaries)])
     table = markdown_table(["data", "method", "seeds", "val top-1 %", "test top-1 %", "MMACs", "M params",
-                            "wall s / run"], rows)
+                            "wall s / run", "threads"], rows)
+    table += ("\n\nWall times are only comparable between runs that had the machine to themselves; "
+              "* = torch's default on a 2-core machine, recorded before summaries stored the thread count.")
     header = (f"{args.model}, {args.image_size} px, epochs as listed, batch 32, --cache"
               + (f", preset {args.preset}" if args.preset else "") + "\n\n")
     (root / "table.md").write_text(header + table + "\n")

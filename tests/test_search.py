@@ -75,7 +75,7 @@ def test_search_needs_validation():
 def test_search_run_folder_report_and_export(tiny_folder, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["search", "--data", str(tiny_folder), *_flags(TINY), "--max-iterations", "2", "--tau", "100",
-                 "--out", str(out)])
+                 "--importance-ft", "preserve", "--out", str(out)])
     stdout = capsys.readouterr().out
     assert code == 0 and "best sub-model: iteration 2" in stdout
     for name in ("config.yaml", "metrics.jsonl", "iterations.json", "state.json", "summary.json", "best/model.pt",

@@ -126,9 +126,9 @@ class SearchConfig(IterativeConfig):
                              ("ones", "random"))
     beta: str = option("per-batch", "how dL/dalpha*alpha is accumulated over the train batches",
                        ("literal", "per-batch", "squared"))
-    importance_ft: str = option("preserve", "how beta enters fine-tuning: 'preserve' (function kept, beta scales "
-                                "the gradients), 'literal' (Eq. 6), 'normalized' (beta / layer mean), 'none'",
-                                ("preserve", "literal", "normalized", "none"))
+    importance_ft: str = option("none", "how beta enters fine-tuning: 'none' (plain fine-tuning, measured best), "
+                                "'preserve' (function kept, beta scales the gradients), 'literal' (Eq. 6), "
+                                "'normalized' (beta / layer mean)", ("none", "preserve", "literal", "normalized"))
     tau: float = option(0.3, "stop when val top-1 falls this many points below the best sub-model")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")

@@ -6,15 +6,17 @@
     compute and fine-tuning starts from a broken network.
 ``normalized``
     β divided by its layer's mean (mean 1 per layer): the same, milder.
-``preserve`` (default)
+``preserve``
     β normalised per layer to mean 1 and clipped to [``PRESERVE_MIN``, ``PRESERVE_MAX``]. Dividing
     the BN affine parameters θ (or the conv's, where no BN follows) by β and multiplying β into
     the output, β·BN'(x) = BN(x), keeps the network's function; SGD on θ' = θ/β then moves θ by
     -lr·(β²·∂L/∂θ + wd·θ), momentum included. We apply exactly that update directly, as a gradient
     hook that scales those parameters' gradients by β²: the same training, with no gate in the
     forward pass (no overhead) and nothing to fold afterwards.
-``none``
-    plain fine-tuning of the pruned model.
+``none`` (default)
+    plain fine-tuning of the pruned model. In the one measurement so far (efficientnet_lite0,
+    caltech101, 112 px, one 10 % step, 4 epochs, seed 0; benchmarks/importance.py) it scored
+    val 92.56 against 91.87 for ``preserve``, a gap within seed noise but not in preserve's favour.
 
 After fine-tuning, :meth:`ImportanceFT.finish` folds forward gates into the weights (``literal``,
 ``normalized``) or removes the gradient hooks (``preserve``): the exported model has no gates.
