@@ -45,7 +45,8 @@ def test_one_full_iteration(name, tmp_path):
     assert 0.10 <= 1 - record.macs_after / macs0 <= 0.12
     assert all(n >= 1 for n in record.remaining.values())  # no layer emptied
     importance = attach_importance(model, sites, kept, "normalized")  # forward gates, folded at the end
-    opt = make_sgd(param_groups(model, b.head, 0.01, 0.001))
+    # a small step: unbounded normalised gates on a network without BN (VGG) diverge at larger ones
+    opt = make_sgd(param_groups(model, b.head, 1e-3, 1e-4))
     fit(model, loader, None, opt, CPU, epochs=1)
     model.eval()
     gated = model(x)
