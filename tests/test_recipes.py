@@ -127,3 +127,15 @@ def test_download_recipe_offline_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd, "Flowers102", offline)
     with pytest.raises(DataError, match="could not find or download.*--data-root"):
         read_splits("flowers102", str(tmp_path))
+
+
+def test_caltech256_flags_reach_the_recipe(tmp_path, monkeypatch):
+    from transtailor.config import FinetuneConfig
+    from transtailor.methods.common import prepare
+
+    root = _caltech256(tmp_path, n=50)
+    cfg = FinetuneConfig(data="caltech256-30", data_root=str(root), caltech_clutter=True, caltech_split="index",
+                         model="resnet18", weights="none", image_size=16, workers=0, out=str(tmp_path / "run"))
+    s = prepare(cfg, "finetune")
+    assert s.data.num_classes == 3 and s.data.counts["test"] == 60
+    assert s.data.classes[-1] == "257.clutter"

@@ -51,6 +51,9 @@ class CommonConfig:
     test_fraction: float = option(0.2, "fraction held out for test when the data has no test/ split")
     cache: bool = option(False, "decode and resize every image once into memory (fast on small CPU data)")
     workers: int = option(-1, "DataLoader worker processes (-1: automatic)")
+    caltech_split: str = option("random", "caltech256 recipes: seeded random images per class, or the lowest "
+                                "file numbers ('index')", ("random", "index"))
+    caltech_clutter: bool = option(False, "caltech256 recipes: keep the 257.clutter class")
     # model
     model: str = option("efficientnet_lite0", "torchvision name, timm:NAME, or efficientnet_lite0")
     weights: str = option("default", "'default' (pretrained), 'none' (random init) or a .pth file")
@@ -202,6 +205,8 @@ class EvaluateConfig:
     seed: int = option(0, "the training seed, to rebuild the same splits")
     cache: bool = option(False, "decode every image once into memory")
     workers: int = option(-1, "DataLoader worker processes (-1: automatic)")
+    caltech_split: str = option("random", "as in training, for the caltech256 recipes", ("random", "index"))
+    caltech_clutter: bool = option(False, "as in training, for the caltech256 recipes")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
 

@@ -57,6 +57,7 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
         batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
         cache=cfg.cache, workers=cfg.workers, data_root=cfg.data_root, device=device,
+        caltech_split=cfg.caltech_split, caltech_clutter=cfg.caltech_clutter,
     )
     seed_everything(cfg.seed)  # the head's initialisation does not depend on how much data was read
     bundle.head = replace_head(bundle.model, data.num_classes)

@@ -23,7 +23,8 @@ def evaluate_saved(cfg: EvaluateConfig) -> dict[str, Any]:
     data = build_data(cfg.data, image_size=image_size, mean=bundle.mean, std=bundle.std, crop_pct=crop_pct,
                       batch_size=cfg.batch_size, eval_batch_size=cfg.batch_size, val_fraction=cfg.val_fraction,
                       test_fraction=cfg.test_fraction, seed=cfg.seed, cache=cfg.cache, workers=cfg.workers,
-                      data_root=cfg.data_root, device=device)
+                      data_root=cfg.data_root, device=device, caltech_split=cfg.caltech_split,
+                      caltech_clutter=cfg.caltech_clutter)
     saved_classes = meta.get("classes")
     if saved_classes is not None and list(saved_classes) != data.classes:
         raise DataError(
