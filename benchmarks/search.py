@@ -28,11 +28,14 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epochs-for", nargs="*", default=["cub10=30"], metavar="DATA=N")
+    ap.add_argument("--finetune-epochs-for", nargs="*", default=[], metavar="DATA=N",
+                    help="epochs of fine-tuning after each pruning step, per dataset (default: its --epochs)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search options")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     per_ds = {k: int(v) for k, v in (item.split("=") for item in args.epochs_for)}
+    ft_per_ds = {k: int(v) for k, v in (item.split("=") for item in args.finetune_epochs_for)}
     extra = dict(item.split("=", 1) for item in args.set)
     root = RESULTS / f"search{args.tag}"
     rows, speed_rows = [], []
@@ -45,6 +48,8 @@ def main() -> None:
             if not (out / "summary.json").is_file():
                 flags = dict(model=args.model, data=str(data), image_size=args.image_size, epochs=epochs, seed=seed,
                              cache=True, out=str(out), **extra)
+                if ds in ft_per_ds:
+                    flags["finetune_epochs"] = ft_per_ds[ds]
                 if (out / "state.json").is_file():
                     flags = {"resume": str(out)}
                 tt.search(tt.resolve(tt.SearchConfig, flags=flags))
@@ -73,7 +78,8 @@ def main() -> None:
                             "latency b1 ms", "peak RSS MB"], rows)
     speed = markdown_table(["run", "iteration", "FLOPs red. %", "latency b1 ms", "latency b32 ms", "val", "test"],
                            speed_rows)
-    head = (f"{args.model}, {args.image_size} px, {args.epochs} epochs per phase (cub10 {per_ds.get('cub10')}), "
+    head = (f"{args.model}, {args.image_size} px, {args.epochs} epochs per phase (cub10 {per_ds.get('cub10')}; "
+            f"after each pruning step {ft_per_ds or 'the same'}), "
             f"--cache, options {extra or 'default'}; command: {' '.join(sys.argv)}\n\n")
     (root / "table.md").write_text(head + table + "\n\nPer iteration:\n\n" + speed + "\n")
     print(head + table + "\n\n" + speed)
