@@ -64,6 +64,12 @@ class CommonConfig:
     lr_backbone: float = option(0.005, "learning rate of the pretrained layers")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(0.005, "SGD weight decay")
+    regularizer: str = option("none", "transfer regulariser during fine-tuning: l2 (towards zero), l2sp (towards "
+                              "the starting weights), delta (feature maps towards the starting model's, with "
+                              "channel attention); replaces --weight-decay", ("none", "l2", "l2sp", "delta"))
+    reg_alpha: float | None = option(None, "regulariser strength (default 0.01 for l2, l2sp and delta)")
+    reg_beta: float = option(0.01, "l2sp/delta: L2 strength on the new head")
+    delta_images: int = option(64, "delta: training images used to measure the channel attention")
     schedule: str = option("cosine", "learning-rate schedule", ("cosine", "step", "constant"))
     seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
@@ -77,7 +83,10 @@ class CommonConfig:
         if self.image_size is not None:
             _positive(self, "image_size")
         _positive(self, "batch_size")
-        _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "threads")
+        _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "threads", "reg_beta")
+        if self.reg_alpha is not None:
+            _non_negative(self, "reg_alpha")
+        _positive(self, "delta_images")
         _fraction(self, "val_fraction", lo_open=False)
         _fraction(self, "test_fraction", lo_open=True)
         if not 0.0 < self.crop_pct <= 1.0:

@@ -5,6 +5,7 @@ FT is also TransTailor's starting point.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ import torch.nn as nn
 
 from ..config import FinetuneConfig
 from ..models.zoo import ModelBundle
+from ..pruning import find_gate_sites
 from ..training import fit, freeze_all_but, make_sgd, param_groups
+from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
 from .common import Setup, final_scores, finish, prepare
 
 log = logging.getLogger("transtailor")
@@ -32,15 +35,20 @@ class FinetuneResult:
 
 
 def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder."""
+    """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
+
+    ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
+    weights the phase starts from.
+    """
     model = s.bundle.model
     if mode == "head":
         freeze_all_but(model, [s.bundle.head])
     else:
         for p in model.parameters():
             p.requires_grad = True
+    reg = regularizer_for(s) if mode == "full" else None
     opt = make_sgd(param_groups(model, s.bundle.head, s.cfg.lr_head, s.cfg.lr_backbone),
-                   s.cfg.momentum, s.cfg.weight_decay)
+                   s.cfg.momentum, 0.0 if reg is not None else s.cfg.weight_decay)
 
     def on_epoch(rec: dict[str, Any]) -> None:
         s.run.log_metrics({**(extra or {}), **rec})
@@ -48,11 +56,30 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
                  rec["train_loss"], rec["train_top1"],
                  f"{rec['val_top1']:.1f}%" if "val_top1" in rec else "-", rec["seconds"])
 
-    res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
-              schedule=s.cfg.schedule, phase=phase, on_epoch=on_epoch)
+    try:
+        res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
+                  schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch)
+    finally:
+        if reg is not None:
+            reg.remove()
     for p in model.parameters():
         p.requires_grad = True
     return {"best_epoch": res.best_epoch, "train_seconds": res.seconds}
+
+
+def regularizer_for(s: Setup) -> Regularizer | None:
+    """The configured transfer regulariser, anchored at the model's current weights."""
+    cfg, model = s.cfg, s.bundle.model
+    if cfg.regularizer != "delta":
+        return make_regularizer(cfg.regularizer, model, s.bundle.head, alpha=cfg.reg_alpha, beta=cfg.reg_beta)
+    sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
+    normed = [site.module for site in sites if site.kind != "conv"]  # not squeeze-excite's 1x1 maps
+    layers = stage_outputs(model, normed or [site.module for site in sites], cfg.image_size)
+    attention = channel_attention(model, layers, s.data.train_loader, s.device, cfg.delta_images)
+    log.info("delta: channel attention over %d layers (%d channels) from %d images", len(layers),
+             sum(len(a) for a in attention.values()), cfg.delta_images)
+    return make_regularizer("delta", model, s.bundle.head, alpha=cfg.reg_alpha, beta=cfg.reg_beta,
+                            layers=layers, attention=attention)
 
 
 def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneResult:
@@ -60,6 +87,10 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
     s = prepare(cfg, f"finetune-{cfg.mode}", model)
     s.run.reset_metrics()
     phase = "ft" if cfg.mode == "head" else "ft_full"
+    if cfg.mode == "full" and cfg.regularizer == "delta":
+        # DELTA measures its channel attention with a classifier trained on the frozen source features
+        finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(cfg, regularizer="none")), "head", 1,
+                       "delta_head")
     info = finetune_phase(s, cfg.mode, cfg.epochs, phase)
     scores = final_scores(s, s.bundle.model)
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
