@@ -16,7 +16,7 @@ TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, worke
             threads=1)
 
 
-@pytest.mark.parametrize("method", ["l1", "taylor", "random"])
+@pytest.mark.parametrize("method", ["l1", "taylor", "gbn", "random"])
 def test_each_criterion_meets_the_budget(method, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
                             **TINY))
@@ -41,6 +41,54 @@ def test_random_is_seeded(tiny_folder, tmp_path):
                           **{**TINY, "seed": seed}))
         widths.append(json.loads((tmp_path / name / "iter_001" / "pruning.json").read_text())["remaining"])
     assert widths[0] == widths[1] != widths[2]
+
+
+def test_gbn_tick_scores_while_training_and_folds_its_gates():
+    import copy
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from transtailor.pruning.gates import fold_gates
+    from transtailor.pruning.importance import train_alpha
+
+    torch.manual_seed(0)
+    b = create_model("resnet18", num_classes=3, weights="none")
+    sites = find_gate_sites(b.model, 32, exclude=("fc",))
+    loader = DataLoader(TensorDataset(torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,))), batch_size=8)
+    before = {n: p.detach().clone() for n, p in b.model.named_parameters()}
+    taylor = {}
+    gates = train_alpha(b.model, sites, loader, torch.device("cpu"), lr=0.5, l1=1e-3, taylor=taylor)
+    assert set(taylor) == {s.module for s in sites} and all((v >= 0).all() for v in taylor.values())
+    assert all(torch.equal(p, before[n]) for n, p in b.model.named_parameters())  # the weights stayed frozen
+    assert any((v - 1).abs().max() > 1e-3 for v in gates.values.values())  # the gates trained
+    gated = copy.deepcopy(b.model).eval()
+    gates.attach(gated)
+    x = torch.randn(2, 3, 32, 32)
+    expected = gated(x)
+    gates.detach()
+    fold_gates(b.model, gates)
+    torch.testing.assert_close(b.model.eval()(x), expected, atol=1e-4, rtol=1e-4)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in b.model.modules())
+
+
+def test_flops_aware_ranking_prefers_cheap_scores_per_mac(tiny_folder, tmp_path):
+    """Cheap, low-scored filters (layer4 at 1x1) go first by score; costly ones (layer1) per MAC saved."""
+    from transtailor.pruning import prune_to_macs
+    from transtailor.models.measure import layer_macs
+
+    widths = []
+    for aware in (False, True):
+        b = create_model("resnet18", num_classes=3, weights="none")
+        sites = find_gate_sites(b.model, 32, exclude=("fc",))
+        scores = {s.module: torch.full((b.model.get_submodule(s.module).num_features,),
+                                       0.5 if s.module.startswith("layer4") else 1.0) for s in sites}
+        target = int(0.9 * layer_macs(b.model, 32)[0])
+        record, _ = prune_to_macs(b.model, sites, scores, target, 32, "fc", flops_aware=aware)
+        assert record.macs_after <= target
+        widths.append(record.removed)
+    layer = lambda removed, prefix: sum(v for k, v in removed.items() if k.startswith(prefix))  # noqa: E731
+    assert layer(widths[0], "layer4") > 0 and layer(widths[0], "layer1") == 0
+    assert layer(widths[1], "layer1") > 0 and layer(widths[1], "layer4") == 0
 
 
 def test_l1_scores_are_filter_norms():

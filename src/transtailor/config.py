@@ -161,12 +161,16 @@ class PruneConfig(IterativeConfig):
     """``transtailor prune``: a pruning baseline to a FLOPs budget, from the same FT model as the search."""
 
     method: str = option("l1", "filter criterion: l1 (weight norm), taylor (first-order Taylor of the output, "
-                         "TransTailor without alpha), random", ("l1", "taylor", "random"))
+                         "TransTailor without alpha), gbn (Gate Decorator: gates trained for an epoch, Taylor "
+                         "score of the gates, FLOPs-aware ranking), random", ("l1", "taylor", "gbn", "random"))
     flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
     flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
                                       "(default: all at once)")
     scope: str = option("global", "rank filters across all layers, or within each layer ('layer')",
                         ("global", "layer"))
+    flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: on for gbn only)")
+    gate_lr: float = option(0.01, "gbn: learning rate of the gates in each tick (one epoch, weights frozen)")
+    gate_l1: float = option(0.0, "gbn: L1 sparsity strength on the gates during the tick")
 
     def validate(self) -> None:
         super().validate()

@@ -67,6 +67,7 @@ class Plan:
     tau: float | None = None
     target: float | None = None
     max_iterations: int = 10
+    flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
         target = max(target, int((1.0 - plan.target) * macs0))
     importance = scored.importance if scored.importance is not None else scored.scores
     record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
-                                 min_channels=cfg.min_channels)
+                                 min_channels=cfg.min_channels, flops_aware=plan.flops_aware)
     times["seconds_prune"] = time.perf_counter() - t
     t = time.perf_counter()
     attached = attach_importance(model, sites, kept, plan.importance_ft if scored.importance is not None else "none")

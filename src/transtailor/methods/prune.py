@@ -1,8 +1,13 @@
-"""Pruning baselines (L1, Taylor, random) to a FLOPs budget, on the same loop and FT start as the search.
+"""Pruning baselines (L1, Taylor, GBN, random) to a FLOPs budget, on the same loop and FT start as the search.
 
 They prune the FT model to ``--flops-reduction`` in ``--flops-step`` steps (default: one step),
 fine-tuning after each with the same epochs and learning rates as TransTailor, so that a
 comparison differs only in how filters are scored.
+
+``gbn`` is Gate Decorator's tick-tock: each *tick* attaches a gate after every BatchNorm, trains
+the gates alone for one epoch (``--gate-lr``, optional ``--gate-l1`` sparsity) while accumulating
+each batch's |∂L/∂g · g|, folds the trained gates into the BatchNorms and prunes by that score per
+FLOP saved; each *tock* is the shared fine-tuning. ``--flops-step`` sets how much each tick removes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import torch.nn as nn
 from ..config import PruneConfig
 from ..pruning import GateSite
 from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_scores
+from ..pruning.gates import fold_gates
+from ..pruning.importance import train_alpha
 from .common import Setup
 from .iterative import Plan, Scored, SearchResult, run_iterative
 
@@ -27,6 +34,12 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
         scores = l1_scores(s.bundle.model, sites)
     elif cfg.method == "taylor":
         scores = taylor_scores(s.bundle.model, sites, s.data.train_loader, s.device)
+    elif cfg.method == "gbn":
+        scores = {}
+        gates = train_alpha(s.bundle.model, sites, s.data.train_loader, s.device, lr=cfg.gate_lr, l1=cfg.gate_l1,
+                            taylor=scores)
+        fold_gates(s.bundle.model, gates)  # the trained gates stay in the model, as BatchNorm scales
+        scores = {k: v.cpu() for k, v in scores.items()}
     else:
         scores = random_scores(s.bundle.model, sites, cfg.seed * 1000 + it)
     if cfg.scope == "layer":
@@ -36,8 +49,9 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
 
 def _plan(cfg: PruneConfig) -> Plan:
     step = cfg.flops_step or cfg.flops_reduction
+    flops_aware = cfg.method == "gbn" if cfg.flops_aware is None else cfg.flops_aware
     return Plan(method=cfg.method, scorer=criterion_scores, step=step, target=cfg.flops_reduction,
-                max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9))
+                max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9), flops_aware=flops_aware)
 
 
 def prune(cfg: PruneConfig, model: nn.Module | None = None) -> SearchResult:

@@ -49,9 +49,15 @@ def train_alpha(
     lr: float = 0.01,
     init: str = "ones",
     seed: int = 0,
+    l1: float = 0.0,
+    taylor: dict[str, torch.Tensor] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> Gates:
-    """Train one scaling factor per filter with every weight and BN statistic frozen (Eq. 3)."""
+    """Train one scaling factor per filter with every weight and BN statistic frozen (Eq. 3).
+
+    ``l1`` adds λ·Σ|α| to the loss (Gate Decorator's sparsity). With a ``taylor`` dict, each
+    batch's |∂L/∂α · α| is added to ``taylor[site.module]`` while α trains (Gate Decorator's score).
+    """
     gates = Gates.constant(model, sites, 1.0, trainable=True)
     if init == "random":
         gen = torch.Generator().manual_seed(seed)
@@ -68,8 +74,14 @@ def train_alpha(
                 x, y = x.to(device), y.to(device)
                 with autocast_for(device):
                     loss = F.cross_entropy(model(x), y)
+                if l1:
+                    loss = loss + l1 * sum(p.abs().sum() for p in gates.parameters())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if taylor is not None:
+                    for k, a in gates.values.items():
+                        term = (a.grad.float() * a.detach()).abs()
+                        taylor[k] = taylor[k] + term if k in taylor else term
                 opt.step()
                 total += loss.item() * len(y)
                 seen += len(y)

@@ -49,8 +49,12 @@ def prune_to_macs(
     *,
     min_channels: int = 1,
     max_rounds: int = 10,
+    flops_aware: bool = False,
 ) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
     """Remove the lowest-scored channels until MACs <= ``target_macs``.
+
+    ``flops_aware`` ranks by score per MAC the channel's removal saves (Gate Decorator's
+    FLOPs-aware ranking) instead of by score.
 
     ``scores[site.module]`` holds one value per channel of each gate site. Returns the pruning
     record and the scores of the surviving channels (same keys, shorter tensors).
@@ -91,7 +95,7 @@ def prune_to_macs(
                     cost += per_index * len(idx) / n
             if gated:
                 candidates += [(float(score[j]), float(cost[j]), gi, j) for j in range(n)]
-        candidates.sort(key=lambda c: c[0])
+        candidates.sort(key=(lambda c: c[0] / max(c[1], 1e-9)) if flops_aware else (lambda c: c[0]))
         chosen: dict[int, list[int]] = {}
         saved = 0.0
         for _score, cst, gi, j in candidates:
