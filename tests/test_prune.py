@@ -16,7 +16,7 @@ TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, worke
             threads=1)
 
 
-@pytest.mark.parametrize("method", ["l1", "taylor", "gbn", "random"])
+@pytest.mark.parametrize("method", ["l1", "taylor", "gbn", "sfp", "random"])
 def test_each_criterion_meets_the_budget(method, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
                             **TINY))
@@ -89,6 +89,32 @@ def test_flops_aware_ranking_prefers_cheap_scores_per_mac(tiny_folder, tmp_path)
     layer = lambda removed, prefix: sum(v for k, v in removed.items() if k.startswith(prefix))  # noqa: E731
     assert layer(widths[0], "layer4") > 0 and layer(widths[0], "layer1") == 0
     assert layer(widths[1], "layer1") > 0 and layer(widths[1], "layer4") == 0
+
+
+def test_sfp_zeroes_softly_then_removes_exactly_those_filters():
+    from transtailor.models.measure import layer_macs
+    from transtailor.pruning.pruner import remove_channels
+    from transtailor.pruning.soft import soft_select, zero_channels
+
+    torch.manual_seed(0)
+    b = create_model("resnet18", num_classes=3, weights="none")
+    sites = find_gate_sites(b.model, 32, exclude=("fc",))
+    target = int(0.8 * layer_macs(b.model, 32)[0])
+    shapes = {n: p.shape for n, p in b.model.named_parameters()}
+    masks = soft_select(b.model, sites, target, 32, "fc")
+    zero_channels(b.model, sites, masks)
+    assert {n: p.shape for n, p in b.model.named_parameters()} == shapes  # soft: nothing removed
+    m = masks["layer2.0.bn1"]
+    assert 0 < m.sum() < len(m)
+    conv, bn = b.model.layer2[0].conv1, b.model.layer2[0].bn1
+    assert conv.weight[m].abs().sum() == 0 and bn.weight[m].abs().sum() == 0 and bn.bias[m].abs().sum() == 0
+    assert conv.weight[~m].abs().flatten(1).sum(1).min() > 0
+    survivors = conv.weight[~m].detach().clone()
+    record = remove_channels(b.model, sites, masks, 32, "fc")
+    assert record.macs_after <= target
+    for s in sites:  # exactly the zeroed filters went, no more
+        assert record.removed[s.conv] == int(masks[s.module].sum()), s.conv
+    torch.testing.assert_close(b.model.layer2[0].conv1.weight, survivors)
 
 
 def test_l1_scores_are_filter_norms():

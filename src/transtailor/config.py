@@ -162,7 +162,8 @@ class PruneConfig(IterativeConfig):
 
     method: str = option("l1", "filter criterion: l1 (weight norm), taylor (first-order Taylor of the output, "
                          "TransTailor without alpha), gbn (Gate Decorator: gates trained for an epoch, Taylor "
-                         "score of the gates, FLOPs-aware ranking), random", ("l1", "taylor", "gbn", "random"))
+                         "score of the gates, FLOPs-aware ranking), sfp (soft filter pruning: weakest L2 filters zeroed after every epoch, "
+                         "removed at the end), random", ("l1", "taylor", "gbn", "sfp", "random"))
     flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
     flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
                                       "(default: all at once)")

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -34,7 +34,8 @@ class FinetuneResult:
         return self.bundle.model
 
 
-def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None,
+                   after_train: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
 
     ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
@@ -58,7 +59,7 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
 
     try:
         res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
-                  schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch)
+                  schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train)
     finally:
         if reg is not None:
             reg.remove()

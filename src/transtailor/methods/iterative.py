@@ -29,7 +29,7 @@ from ..config import IterativeConfig, from_dict
 from ..errors import ConfigError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
-from ..pruning import GateSite, find_gate_sites, prune_to_macs
+from ..pruning import GateSite, PruneRecord, find_gate_sites, prune_to_macs
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
@@ -68,6 +68,8 @@ class Plan:
     target: float | None = None
     max_iterations: int = 10
     flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
+    #: a method that prunes while it trains: (setup, iteration, sites, target MACs, epochs) -> (record, info)
+    trainer: Callable[..., tuple[PruneRecord, dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -191,22 +193,29 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
 def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str, Any], dict, dict]:
     cfg, model = s.cfg, s.bundle.model
     sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
-    scored = plan.scorer(s, it, sites)
-    times = dict(scored.seconds)
-    t = time.perf_counter()
     macs_now = measure(model, cfg.image_size, latency=False)["macs"]
     target = macs_now - int(plan.step * macs0)
     if plan.target is not None:  # the last step removes only what is left to the target
         target = max(target, int((1.0 - plan.target) * macs0))
-    importance = scored.importance if scored.importance is not None else scored.scores
-    record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
-                                 min_channels=cfg.min_channels, flops_aware=plan.flops_aware)
-    times["seconds_prune"] = time.perf_counter() - t
-    t = time.perf_counter()
-    attached = attach_importance(model, sites, kept, plan.importance_ft if scored.importance is not None else "none")
-    info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it})
-    attached.finish(model)
-    times["seconds_finetune"] = time.perf_counter() - t
+    if plan.trainer is not None:  # the method prunes while it trains (SFP)
+        t = time.perf_counter()
+        record, info = plan.trainer(s, it, sites, target, ift_epochs)
+        times = {"seconds_finetune": time.perf_counter() - t}
+        scored = Scored(scores={})
+    else:
+        scored = plan.scorer(s, it, sites)
+        times = dict(scored.seconds)
+        t = time.perf_counter()
+        importance = scored.importance if scored.importance is not None else scored.scores
+        record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
+                                     min_channels=cfg.min_channels, flops_aware=plan.flops_aware)
+        times["seconds_prune"] = time.perf_counter() - t
+        t = time.perf_counter()
+        attached = attach_importance(model, sites, kept,
+                                     plan.importance_ft if scored.importance is not None else "none")
+        info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it})
+        attached.finish(model)
+        times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
     rec.update(_evaluate_and_measure(s, macs0))

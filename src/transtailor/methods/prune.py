@@ -8,6 +8,10 @@ comparison differs only in how filters are scored.
 the gates alone for one epoch (``--gate-lr``, optional ``--gate-l1`` sparsity) while accumulating
 each batch's |∂L/∂g · g|, folds the trained gates into the BatchNorms and prunes by that score per
 FLOP saved; each *tock* is the shared fine-tuning. ``--flops-step`` sets how much each tick removes.
+
+``sfp`` is Soft Filter Pruning: the fine-tuning itself prunes. After every epoch the filters with
+the lowest L2 norm that reach the step's FLOPs target are zeroed but stay trainable; the epoch
+kept at the end (best validation) has its zeroed filters removed physically, and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from ..config import PruneConfig
 from ..pruning import GateSite
 from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_scores
 from ..pruning.gates import fold_gates
+from ..pruning.pruner import PruneRecord, remove_channels
+from ..pruning.soft import soft_select, zero_channels
+from .finetune import finetune_phase
 from ..pruning.importance import train_alpha
 from .common import Setup
 from .iterative import Plan, Scored, SearchResult, run_iterative
@@ -47,11 +54,28 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
     return Scored(scores=scores, seconds={"seconds_score": time.perf_counter() - t})
 
 
+def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: int) -> tuple[PruneRecord, dict]:
+    """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
+    cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
+    selections: dict[int, dict] = {}
+
+    def soft_prune(epoch: int) -> None:
+        selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels)
+        zero_channels(model, sites, selections[epoch])
+
+    info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)
+    if info["best_epoch"] not in selections:  # no training epoch: a hard prune of the weakest filters
+        soft_prune(info["best_epoch"])
+    record = remove_channels(model, sites, selections[info["best_epoch"]], cfg.image_size, head)
+    return record, info
+
+
 def _plan(cfg: PruneConfig) -> Plan:
     step = cfg.flops_step or cfg.flops_reduction
     flops_aware = cfg.method == "gbn" if cfg.flops_aware is None else cfg.flops_aware
     return Plan(method=cfg.method, scorer=criterion_scores, step=step, target=cfg.flops_reduction,
-                max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9), flops_aware=flops_aware)
+                max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9), flops_aware=flops_aware,
+                trainer=sfp_trainer if cfg.method == "sfp" else None)
 
 
 def prune(cfg: PruneConfig, model: nn.Module | None = None) -> SearchResult:

@@ -136,3 +136,39 @@ def _width(module: nn.Module, out: bool) -> int:
     if isinstance(module, nn.Conv2d):
         return module.out_channels if out else module.in_channels
     return module.out_features if out else module.in_features
+
+
+def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, torch.Tensor], image_size: int,
+                    head: str) -> PruneRecord:
+    """Physically remove exactly the channels marked ``True`` in ``masks[site.module]``.
+
+    A coupled channel goes only when every gated member of its group marks it.
+    """
+    widths_before = conv_widths(model)
+    macs_before, _ = layer_macs(model, image_size)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    graph = tp.DependencyGraph().build_dependency(
+        model, torch.zeros(1, 3, image_size, image_size, device=device), verbose=False)
+    names = {m: n for n, m in model.named_modules()}
+    for group in list(graph.get_all_groups(ignored_layers=[model.get_submodule(head)],
+                                           root_module_types=[nn.Conv2d])):
+        n = len(group[0].idxs)
+        marked = torch.ones(n, dtype=torch.bool)
+        gated = False
+        for dep, idxs in group:
+            name = names.get(dep.target.module)
+            if name in masks and graph.is_out_channel_pruning_fn(dep.handler):
+                marked &= masks[name].cpu()[torch.as_tensor(list(idxs), dtype=torch.long)]
+                gated = True
+        js = marked.nonzero().flatten().tolist() if gated else []
+        if js and len(js) < n:
+            root = group[0]
+            graph.get_pruning_group(root.dep.target.module, root.dep.handler,
+                                    [list(root.idxs)[j] for j in js]).prune()
+    model.train(was_training)
+    widths_after = conv_widths(model)
+    return PruneRecord(macs_before=macs_before, macs_after=layer_macs(model, image_size)[0],
+                       removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
+                       remaining=widths_after)

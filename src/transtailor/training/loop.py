@@ -149,10 +149,12 @@ def fit(
     penalty: Penalty | None = None,
     phase: str = "train",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    after_train: Callable[[int], None] | None = None,
 ) -> FitResult:
     """Train ``epochs`` epochs, select the epoch with the best validation top-1 and restore it.
 
-    Without a validation loader the last epoch is kept. ``on_epoch`` receives each epoch's record.
+    Without a validation loader the last epoch is kept. ``after_train(epoch)`` runs after each
+    epoch's training, before its evaluation; ``on_epoch`` receives each epoch's record.
     """
     result = FitResult()
     if epochs == 0:
@@ -165,6 +167,8 @@ def fit(
         record: dict[str, Any] = {"phase": phase, "epoch": epoch}
         record.update(train_epoch(model, train_loader, optimizer, device, scheduler=scheduler,
                                   penalty=penalty, desc=f"{phase} {epoch}/{epochs}"))
+        if after_train is not None:
+            after_train(epoch)
         record["train_seconds"] = time.perf_counter() - t0
         record["lr"] = [g["lr"] for g in optimizer.param_groups]
         if val_loader is not None:

@@ -1,0 +1,51 @@
+"""Soft Filter Pruning (He et al. 2018): zero the weakest filters after every epoch, keep them trainable.
+
+After each training epoch :func:`soft_select` picks, by filter L2 norm, the channels whose removal
+would bring the model to the MACs target (a dry run of the same global, dependency-aware pruning
+on a copy), and :func:`zero_channels` zeroes them in place (the filter, its bias and its
+BatchNorm's scale and shift): shapes stay, and the next epoch may revive them. At the end
+:func:`~.pruner.remove_channels` removes exactly the channels of the last selection.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+from .gates import GateSite
+from .pruner import prune_to_macs
+
+
+def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor]:
+    """L2 norm of each filter (SFP's criterion), with an index tie-break so that every value is distinct."""
+    out = {}
+    for s in sites:
+        w = model.get_submodule(s.conv).weight.detach().float().cpu()
+        norms = w.flatten(1).norm(dim=1).double()
+        out[s.module] = norms + torch.arange(len(norms), dtype=torch.float64) * 1e-12
+    return out
+
+
+def soft_select(model: nn.Module, sites: list[GateSite], target_macs: int, image_size: int, head: str,
+                min_channels: int = 1) -> dict[str, torch.Tensor]:
+    """Channels (``True``) the L2 ranking would remove to reach ``target_macs``; the model is untouched."""
+    scores = l2_scores(model, sites)
+    _, kept = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
+                            min_channels=min_channels)
+    return {k: ~torch.isin(v, kept[k]) for k, v in scores.items()}
+
+
+@torch.no_grad()
+def zero_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, torch.Tensor]) -> None:
+    """Zero the marked filters in place: the conv's weights and bias, and its BatchNorm's affine."""
+    for s in sites:
+        drop = masks[s.module]
+        if not drop.any():
+            continue
+        for name in {s.conv, s.module}:
+            m = model.get_submodule(name)
+            for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
+                if p is not None:
+                    p[drop.to(p.device)] = 0
