@@ -9,10 +9,11 @@ The typed public API::
     model = tt.load_model("runs/ft")        # the saved model, without pickled code
 """
 
-from .config import CommonConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, SearchConfig, resolve
+from .config import CommonConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, SearchConfig, resolve
 from .data import DataBundle, build_data
 from . import runs
 from .errors import ConfigError, DataError, ModelError, TransTailorError
+from .methods.compare import CompareResult, compare
 from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, prune, search
 from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
 from .models.serialize import load_bundle
@@ -22,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CommonConfig",
+    "CompareConfig",
+    "CompareResult",
     "ConfigError",
     "DataBundle",
     "DataError",
@@ -36,6 +39,7 @@ __all__ = [
     "PruneConfig",
     "TransTailorError",
     "build_data",
+    "compare",
     "count_macs_params",
     "create_model",
     "evaluate_saved",

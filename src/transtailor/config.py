@@ -179,6 +179,51 @@ class PruneConfig(IterativeConfig):
             raise ConfigError(f"--flops-reduction must be in (0, 1), got {self.flops_reduction}")
 
 
+COMPARE_METHODS = ("ft", "ft-full", "l2", "l2sp", "delta", "l1", "taylor", "sfp", "gbn", "random", "transtailor")
+
+
+@dataclass
+class CompareConfig(CommonConfig):
+    """``transtailor compare``: methods x seeds (x FLOPs budgets) on one dataset and model, one table."""
+
+    methods: str = option("ft,ft-full,l2sp,delta,l1,taylor,sfp,gbn,random,transtailor",
+                          f"comma-separated methods: {', '.join(COMPARE_METHODS)}")
+    seeds: str = option("0,1,2", "comma-separated seeds")
+    budgets: str = option("0.2,0.3", "comma-separated FLOPs reductions for the pruning methods")
+    ft_epochs: int | None = option(None, "epochs of the initial FT of the pruning methods (default: --epochs)")
+    flops_step: float = option(0.1, "pruning methods remove this fraction per step, fine-tuning after each")
+    finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
+
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
+    def seed_list(self) -> list[int]:
+        return [int(x) for x in self.seeds.split(",") if x.strip()]
+
+    def budget_list(self) -> list[float]:
+        return [float(x) for x in self.budgets.split(",") if x.strip()]
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = [m for m in self.method_list() if m not in COMPARE_METHODS]
+        if unknown or not self.method_list():
+            raise ConfigError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
+                              f"choose from {', '.join(COMPARE_METHODS)}")
+        try:
+            seeds, budgets = self.seed_list(), self.budget_list()
+        except ValueError:
+            raise ConfigError(f"--seeds and --budgets are comma-separated numbers, got {self.seeds!r} and "
+                              f"{self.budgets!r}") from None
+        if not seeds:
+            raise ConfigError("--seeds needs at least one seed")
+        if any(not 0.0 < b < 1.0 for b in budgets):
+            raise ConfigError(f"--budgets must be in (0, 1), got {self.budgets}")
+        if not 0.0 < self.flops_step < 1.0:
+            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.val_fraction <= 0:
+            raise ConfigError("compare selects sub-models on validation: --val-fraction must be > 0")
+
+
 @dataclass
 class ExportConfig:
     """``transtailor export``: a deployable TorchScript or ONNX file."""

@@ -14,7 +14,8 @@ import logging
 import sys
 from typing import Any, Callable, NoReturn, Sequence
 
-from ..config import EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig, SearchConfig, resolve
+from ..config import (CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
+                      SearchConfig, resolve)
 from ..errors import TransTailorError
 
 POSITIONAL = {"model_path": "MODEL_OR_RUN", "run_dir": "RUN_DIR"}
@@ -65,6 +66,15 @@ def _cmd_prune(args: dict[str, Any], config_file: str | None) -> int:
     return _iterative(prune(resolve(PruneConfig, flags=args, config_file=config_file)))
 
 
+def _cmd_compare(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods.compare import compare
+
+    result = compare(resolve(CompareConfig, flags=args, config_file=config_file))
+    print(result.table)
+    print(f"-> {result.run_dir}")
+    return 0
+
+
 def _iterative(result: Any) -> int:
     from ..reporting import iteration_table
 
@@ -111,7 +121,8 @@ def _cmd_models(args: dict[str, Any], config_file: str | None) -> int:
 COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], int], str]] = {
     "search": (SearchConfig, _cmd_search, "the TransTailor search: prune and fine-tune, keep the best sub-model"),
     "finetune": (FinetuneConfig, _cmd_finetune, "FT (--mode head) or FT-Full (--mode full)"),
-    "prune": (PruneConfig, _cmd_prune, "a pruning baseline (l1, taylor, random) to a FLOPs budget"),
+    "prune": (PruneConfig, _cmd_prune, "a pruning baseline (l1, taylor, sfp, gbn, random) to a FLOPs budget"),
+    "compare": (CompareConfig, _cmd_compare, "methods x seeds (x FLOPs budgets) on one data set: a table and a plot"),
     "evaluate": (EvaluateConfig, _cmd_evaluate, "re-evaluate a saved model or run folder on a data set"),
     "export": (ExportConfig, _cmd_export, "write a TorchScript or ONNX file of a saved model or run"),
     "report": (ReportConfig, _cmd_report, "print a search run's per-iteration table and redraw its plots"),

@@ -60,3 +60,36 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
         fig.savefig(out[-1], dpi=120)
         plt.close(fig)
     return out
+
+
+def draw_comparison_plot(rows: list[dict], path: str | Path) -> Path:
+    """Test top-1 against FLOPs reduction: one curve per method (mean over seeds), like the paper's Figure 3."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        label = r["method"] if r["budget"] is None else f"{r['method']} ({100 * r['budget']:.0f} %)"
+        groups.setdefault(label, []).append(r)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rs in groups.items():
+        curves = [r["curve"] for r in rs if r["curve"]]
+        if curves:
+            n = min(len(c) for c in curves)
+            xs = [100 * sum(c[i][0] for c in curves) / len(curves) for i in range(n)]
+            ys = [sum(c[i][1] for c in curves) / len(curves) for i in range(n)]
+            ax.plot(xs, ys, "o-", ms=3, label=label)
+        else:
+            ax.plot([100 * sum(r["flops_reduction"] for r in rs) / len(rs)],
+                    [sum(r["test_top1"] for r in rs) / len(rs)], "D", label=label)
+    ax.set_xlabel("FLOPs reduction (%)")
+    ax.set_ylabel("test top-1 (%), mean over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

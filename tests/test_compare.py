@@ -1,0 +1,49 @@
+"""transtailor compare: runs every (method, budget, seed), writes a table and a plot, resumes."""
+
+import json
+
+import pytest
+
+from transtailor.cli import main
+from transtailor.config import CompareConfig
+from transtailor.methods.compare import compare, plan_runs
+
+TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
+            threads=1)
+
+
+def test_compare_runs_each_method_once_and_resumes(tiny_folder, tmp_path):
+    cfg = CompareConfig(data=str(tiny_folder), out=str(tmp_path / "cmp"), methods="ft,l1,transtailor", seeds="0,1",
+                        budgets="0.2", **TINY)
+    res = compare(cfg)
+    labels = sorted({r["run"] for r in res.rows})
+    assert labels == ["ft-s0", "ft-s1", "l1-20-s0", "l1-20-s1", "transtailor-20-s0", "transtailor-20-s1"]
+    for r in res.rows:
+        if r["method"] != "ft":  # pruned to the budget, within 2 points
+            assert 0.18 <= r["flops_reduction"] <= 0.22, r
+    assert "| transtailor-20 | 2 |" in res.table and "| ft | 2 | 0.00 ± 0.00 |" in res.table
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+    stamp = (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns
+    (tmp_path / "cmp" / "ft-s1" / "summary.json").unlink()  # as if cut off before the end
+    again = compare(cfg)
+    assert (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns == stamp  # not redone
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text()) == json.loads(json.dumps(again.rows))
+
+
+def test_plan_covers_budgets_only_for_pruning_methods():
+    cfg = CompareConfig(data="x", methods="ft-full,l2sp,gbn,transtailor", seeds="0,1", budgets="0.2,0.3")
+    runs = plan_runs(cfg)
+    assert ("ft-full", None, 1) in runs and ("l2sp", None, 0) in runs
+    assert ("gbn", 0.3, 1) in runs and ("transtailor", 0.2, 0) in runs
+    assert len(runs) == 2 + 2 + 4 + 4
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--methods", "ft,magic"], "unknown magic"),
+    (["--budgets", "0.2,1.5"], "--budgets must be in (0, 1)"),
+    (["--seeds", "a,b"], "comma-separated numbers"),
+])
+def test_bad_compare_input_is_one_line(args, words, tiny_folder, tmp_path, capsys):
+    assert main(["compare", "--data", str(tiny_folder), "--out", str(tmp_path / "c"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
