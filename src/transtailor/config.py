@@ -112,6 +112,7 @@ class IterativeConfig(CommonConfig):
     flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
+    max_layer_fraction: float = option(0.3, "no layer loses more than this fraction of its filters in one step")
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
 
     def validate(self) -> None:
@@ -126,6 +127,8 @@ class IterativeConfig(CommonConfig):
                               "(a val/ folder, when the data has one, is used instead)")
         if self.min_channels < 1:
             raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
+        if not 0.0 < self.max_layer_fraction <= 1.0:
+            raise ConfigError(f"--max-layer-fraction must be in (0, 1], got {self.max_layer_fraction}")
 
 
 @dataclass

@@ -208,7 +208,8 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
         t = time.perf_counter()
         importance = scored.importance if scored.importance is not None else scored.scores
         record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
-                                     min_channels=cfg.min_channels, flops_aware=plan.flops_aware)
+                                     min_channels=cfg.min_channels, flops_aware=plan.flops_aware,
+                                     max_fraction=cfg.max_layer_fraction)
         times["seconds_prune"] = time.perf_counter() - t
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,

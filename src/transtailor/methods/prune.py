@@ -60,7 +60,8 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
     selections: dict[int, dict] = {}
 
     def soft_prune(epoch: int) -> None:
-        selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels)
+        selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels,
+                                        cfg.max_layer_fraction)
         zero_channels(model, sites, selections[epoch])
 
     info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)

@@ -50,11 +50,13 @@ def prune_to_macs(
     min_channels: int = 1,
     max_rounds: int = 10,
     flops_aware: bool = False,
+    max_fraction: float = 1.0,
 ) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
     """Remove the lowest-scored channels until MACs <= ``target_macs``.
 
     ``flops_aware`` ranks by score per MAC the channel's removal saves (Gate Decorator's
-    FLOPs-aware ranking) instead of by score.
+    FLOPs-aware ranking) instead of by score. ``max_fraction`` caps the share of any group's channels
+    one call may remove (the rest of the budget then comes from other layers).
 
     ``scores[site.module]`` holds one value per channel of each gate site. Returns the pruning
     record and the scores of the surviving channels (same keys, shorter tensors).
@@ -66,6 +68,8 @@ def prune_to_macs(
     example = torch.zeros(1, 3, image_size, image_size, device=device)
     head_module = model.get_submodule(head)
     site_modules = {s.module for s in sites}
+    removed_so_far: dict[str, int] = {}  # per group root name, across rounds
+    start_width: dict[str, int] = {}
     was_training = model.training
     model.eval()
     for _ in range(max_rounds):
@@ -102,16 +106,24 @@ def prune_to_macs(
             if saved >= need:
                 break
             picked = chosen.setdefault(gi, [])
-            if len(groups[gi][0].idxs) - len(picked) <= min_channels:
+            n = len(groups[gi][0].idxs)
+            if n - len(picked) <= min_channels:
+                continue
+            root_name = names.get(groups[gi][0].dep.target.module, str(gi))
+            start = start_width.setdefault(root_name, n)
+            if removed_so_far.get(root_name, 0) + len(picked) + 1 > max_fraction * start:
                 continue
             picked.append(j)
             saved += cst
+        chosen = {gi: js for gi, js in chosen.items() if js}
         if not chosen:
             log.warning("nothing left to prune: every layer is at its minimum width")
             break
         for gi, js in chosen.items():
             group = groups[gi]
             root = group[0]
+            root_name = names.get(root.dep.target.module, str(gi))
+            removed_so_far[root_name] = removed_so_far.get(root_name, 0) + len(js)
             for dep, idxs in group:  # keep the scores aligned with the surviving channels
                 name = names.get(dep.target.module)
                 if name in site_modules and graph.is_out_channel_pruning_fn(dep.handler):

@@ -29,11 +29,11 @@ def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor
 
 
 def soft_select(model: nn.Module, sites: list[GateSite], target_macs: int, image_size: int, head: str,
-                min_channels: int = 1) -> dict[str, torch.Tensor]:
+                min_channels: int = 1, max_fraction: float = 1.0) -> dict[str, torch.Tensor]:
     """Channels (``True``) the L2 ranking would remove to reach ``target_macs``; the model is untouched."""
     scores = l2_scores(model, sites)
     _, kept = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
-                            min_channels=min_channels)
+                            min_channels=min_channels, max_fraction=max_fraction)
     return {k: ~torch.isin(v, kept[k]) for k, v in scores.items()}
 
 
