@@ -34,6 +34,17 @@ def test_steps_reach_the_budget_exactly(tiny_folder, tmp_path):
     assert reductions[3] == pytest.approx(0.25, abs=0.02)
 
 
+def test_no_layer_loses_more_than_the_cap_in_one_step(tiny_folder, tmp_path):
+    shares = {}
+    for cap in (1.0, 0.3):
+        prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / str(cap)), method="l1", flops_reduction=0.3,
+                          max_layer_fraction=cap, **TINY))
+        rec = json.loads((tmp_path / str(cap) / "iter_001" / "pruning.json").read_text())
+        shares[cap] = max(rec["removed"][k] / (rec["removed"][k] + rec["remaining"][k]) for k in rec["removed"])
+        assert rec["macs_after"] <= 0.71 * json.loads((tmp_path / str(cap) / "state.json").read_text())["macs_original"]
+    assert shares[0.3] <= 0.3 < shares[1.0]
+
+
 def test_random_is_seeded(tiny_folder, tmp_path):
     widths = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
