@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--finetune-epochs-for", nargs="*", default=[], metavar="DATA=N",
                     help="epochs of fine-tuning after each pruning step, per dataset (default: its --epochs)")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--table-only", action="store_true", help="make no run: tabulate the finished ones")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search options")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -45,6 +46,8 @@ def main() -> None:
         found = []
         for seed in args.seeds:
             out = root / f"{ds}-s{seed}"
+            if args.table_only and not (out / "summary.json").is_file():
+                continue
             if not (out / "summary.json").is_file():
                 flags = dict(model=args.model, data=str(data), image_size=args.image_size, epochs=epochs, seed=seed,
                              cache=True, out=str(out), **extra)
@@ -59,24 +62,31 @@ def main() -> None:
                 tt.runs.write_json(out / "summary.json", summary)
             found.append(json.loads((out / "summary.json").read_text()))
             for it in json.loads((out / "iterations.json").read_text()):
-                if "latency_ms_b1" in it:
-                    speed_rows.append([f"{ds} s{seed}", str(it["iteration"]), f"{100 * it['flops_reduction']:.1f}",
-                                       f"{it['latency_ms_b1']:.2f}", f"{it['latency_ms_b32']:.1f}",
-                                       f"{it['val_top1']:.2f}", f"{it['test_top1']:.2f}"])
+                speed_rows.append([f"{ds} s{seed}", str(it["iteration"]), f"{100 * it['flops_reduction']:.1f}",
+                                   f"{it['params'] / 1e6:.2f}", f"{it['val_top1']:.2f}", f"{it['test_top1']:.2f}",
+                                   "" if it["iteration"] == 0 else ("yes" if it.get("best") else "no (tau)")])
         for mode, name in (("head", "FT"), ("full", "FT-Full")):
             ft = [RESULTS / "finetune" / f"{ds}-{mode}-s{s}" / "summary.json" for s in args.seeds]
             ft = [json.loads(p.read_text()) for p in ft if p.is_file()]
             if ft:
                 rows.append([ds, name, str(len(ft)), mean_std([r["val_top1"] for r in ft]),
-                             mean_std([r["test_top1"] for r in ft]), "0.0", f"{ft[0]['latency_ms_b1']:.2f}", "-"])
-        rows.append([ds, "TransTailor", str(len(found)), mean_std([r["val_top1"] for r in found]),
+                             mean_std([r["test_top1"] for r in ft]), "0.0",
+                             f"{statistics.mean(r['params'] for r in ft) / 1e6:.2f}", "-"])
+        if not found:
+            continue
+        rows.append([ds, "TransTailor (best, tau)", str(len(found)), mean_std([r["val_top1"] for r in found]),
                      mean_std([r["test_top1"] for r in found]),
                      mean_std([100 * r["flops_reduction"] for r in found]),
-                     f"{statistics.mean(r.get('latency_ms_b1', float('nan')) for r in found):.2f}",
+                     f"{statistics.mean(r['params'] for r in found) / 1e6:.2f}",
                      f"{max(r.get('peak_rss_mb', 0) for r in found):.0f}"])
+        last = [json.loads((root / f"{ds}-s{seed}" / "iterations.json").read_text())[-1] for seed in args.seeds
+                if (root / f"{ds}-s{seed}" / "summary.json").is_file()]
+        rows.append([ds, "TransTailor (last step)", str(len(last)), mean_std([r["val_top1"] for r in last]),
+                     mean_std([r["test_top1"] for r in last]), mean_std([100 * r["flops_reduction"] for r in last]),
+                     f"{statistics.mean(r['params'] for r in last) / 1e6:.2f}", "-"])
     table = markdown_table(["data", "method", "seeds", "val top-1 %", "test top-1 %", "FLOPs red. %",
-                            "latency b1 ms", "peak RSS MB"], rows)
-    speed = markdown_table(["run", "iteration", "FLOPs red. %", "latency b1 ms", "latency b32 ms", "val", "test"],
+                            "M params", "peak RSS MB"], rows)
+    speed = markdown_table(["run", "iteration", "FLOPs red. %", "M params", "val top-1 %", "test top-1 %", "kept"],
                            speed_rows)
     head = (f"{args.model}, {args.image_size} px, {args.epochs} epochs per phase (cub10 {per_ds.get('cub10')}; "
             f"after each pruning step {ft_per_ds or 'the same'}), "
