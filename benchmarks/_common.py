@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
+
+from transtailor.reporting import markdown_table, mean_std  # noqa: F401  (re-exported for the scripts)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -15,17 +16,3 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         sys.exit(f"{path} is missing: these benchmarks read the data sets in ../shared/data beside the project")
     return path
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)

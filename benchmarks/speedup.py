@@ -20,6 +20,7 @@ import torch
 
 from _common import RESULTS, markdown_table
 from transtailor import load_model
+from transtailor.config import load_yaml
 from transtailor.models.measure import measure_latency
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     rows = []
     for run in args.runs:
         iterations = json.loads((run / "iterations.json").read_text())
-        size = args.image_size or int(_config_value(run / "config.yaml", "image_size"))
+        size = args.image_size or int(load_yaml(run / "config.yaml")["image_size"])
         models = {it["iteration"]: load_model(run / f"iter_{it['iteration']:03d}" / "model.pt").eval()
                   for it in iterations}
         times: dict[int, dict[int, list[float]]] = {i: {1: [], 32: []} for i in models}
@@ -58,13 +59,6 @@ def main() -> None:
                             "b32 ms", "b32 speed-up", "best"], rows)
     args.out.write_text(head + table + "\n")
     print(head + table)
-
-
-def _config_value(path: Path, key: str) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return line.split(":", 1)[1].strip()
-    raise SystemExit(f"{path} has no {key}")
 
 
 if __name__ == "__main__":

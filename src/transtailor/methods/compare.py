@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict
+from ..reporting.tables import markdown_table, mean_std
 from ..runs import read_json, write_json
 from .finetune import finetune
 from .prune import prune
@@ -125,25 +126,14 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(run_label(r["method"], r["budget"]), []).append(r)
-    lines = [f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
-             f"seeds {cfg.seeds}",
-             "",
-             "| method | seeds | FLOPs red. % | M params | val top-1 % | test top-1 % | wall s |",
-             "|---|---|---|---|---|---|---|"]
-    for label, rs in groups.items():
-        lines.append("| " + " | ".join([
-            label, str(len(rs)), _mean_std([100 * r["flops_reduction"] for r in rs]),
-            f"{statistics.mean(r['params'] for r in rs) / 1e6:.2f}" if all(r["params"] for r in rs) else "-",
-            _mean_std([r["val_top1"] for r in rs if r["val_top1"] is not None]),
-            _mean_std([r["test_top1"] for r in rs]),
-            f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
-        ]) + " |")
-    return "\n".join(lines)
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    body = [[
+        label, str(len(rs)), mean_std([100 * r["flops_reduction"] for r in rs]),
+        f"{statistics.mean(r['params'] for r in rs) / 1e6:.2f}" if all(r["params"] for r in rs) else "-",
+        mean_std([r["val_top1"] for r in rs if r["val_top1"] is not None]),
+        mean_std([r["test_top1"] for r in rs]),
+        f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
+    ] for label, rs in groups.items()]
+    title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
+             f"seeds {cfg.seeds}")
+    return title + "\n\n" + markdown_table(["method", "seeds", "FLOPs red. %", "M params", "val top-1 %",
+                                            "test top-1 %", "wall s"], body)

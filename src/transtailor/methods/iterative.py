@@ -190,13 +190,18 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     return SearchResult(best, summary, iterations, run.path)
 
 
+def step_target(macs_now: int, macs0: int, step: float, target_reduction: float | None) -> int:
+    """MACs after one step: ``step`` of the original's MACs fewer, but never past the overall target."""
+    target = macs_now - int(step * macs0)
+    if target_reduction is not None:  # the last step removes only what is left to the target
+        target = max(target, int((1.0 - target_reduction) * macs0))
+    return target
+
+
 def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str, Any], dict, dict]:
     cfg, model = s.cfg, s.bundle.model
     sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
-    macs_now = measure(model, cfg.image_size, latency=False)["macs"]
-    target = macs_now - int(plan.step * macs0)
-    if plan.target is not None:  # the last step removes only what is left to the target
-        target = max(target, int((1.0 - plan.target) * macs0))
+    target = step_target(measure(model, cfg.image_size, latency=False)["macs"], macs0, plan.step, plan.target)
     if plan.trainer is not None:  # the method prunes while it trains (SFP)
         t = time.perf_counter()
         record, info = plan.trainer(s, it, sites, target, ift_epochs)

@@ -42,6 +42,23 @@ def layer_macs(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
     return int(counter.get_total_flops()) // 2, per_module
 
 
+def probe_forward(model: nn.Module, image_size: int, handles: list) -> None:
+    """One eval-mode, no-grad pass of a zero image through ``model`` to fire the given hooks.
+
+    The hooks are removed and the model's train/eval mode restored, whatever happens.
+    """
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 @torch.no_grad()
 def measure_latency(
     model: nn.Module, image_size: int, batch_size: int = 1, repeats: int = 10, warmup: int = 2

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
+from ..models.measure import probe_forward
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -50,16 +52,7 @@ def find_gate_sites(model: nn.Module, image_size: int = 32, exclude: tuple[str, 
         elif isinstance(module, _BN):
             handles.append(module.register_forward_pre_hook(
                 lambda m, i, n=name: bn_input.__setitem__(n, id(i[0]))))
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    probe_forward(model, image_size, handles)
     bn_of_conv = {conv_of_output[i]: bn for bn, i in bn_input.items() if i in conv_of_output}
     sites = []
     for module, name in names.items():

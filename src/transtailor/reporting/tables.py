@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -50,4 +51,19 @@ def iteration_table(run_dir: str | Path) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
     lines.append(f"stopped by: {state.get('stopped')}; best sub-model: iteration {state['best']}")
+    return "\n".join(lines)
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± sample std`` with two decimals; one value alone, ``-`` for none."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)

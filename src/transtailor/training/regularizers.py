@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..models.measure import probe_forward
+
 log = logging.getLogger("transtailor")
 
 REGULARIZERS = ("none", "l2", "l2sp", "delta")
@@ -133,16 +135,7 @@ def stage_outputs(model: nn.Module, modules: list[str], image_size: int) -> list
     order: list[tuple[str, int]] = []
     handles = [model.get_submodule(n).register_forward_hook(
         lambda m, i, o, n=n: order.append((n, o.shape[-1]))) for n in modules]
-    p = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size, device=p.device, dtype=p.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    probe_forward(model, image_size, handles)
     last: dict[int, str] = {}
     for name, width in order:
         last.pop(width, None)
