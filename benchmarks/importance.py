@@ -23,6 +23,7 @@ import torch
 import transtailor as tt
 from _common import RESULTS, markdown_table, shared_dataset
 from transtailor.data import build_data
+from transtailor.data.sampling import reseed_loader
 from transtailor.models.measure import layer_macs
 from transtailor.models.serialize import load_bundle
 from transtailor.pruning import BETA_MODES, accumulate_beta, find_gate_sites, prune_to_macs, train_alpha
@@ -85,7 +86,7 @@ def main() -> None:
     for mode in args.modes:
         m, kept = copy.deepcopy(pruned["per-batch"][0]), pruned["per-batch"][1]
         seed_everything(args.seed)
-        data.train_loader.generator.manual_seed(args.seed)
+        reseed_loader(data.train_loader, args.seed)
         importance = attach_importance(m, sites, kept, mode)
         start = scores(m, data, device)
         opt = make_sgd(param_groups(m, ft.head, args.lr_head, args.lr_backbone))

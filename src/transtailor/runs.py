@@ -1,7 +1,8 @@
 """The run folder: resolved config, per-epoch metrics, models and the summary.
 
 Every file is written atomically (a temporary file in the same folder, fsync, rename), so a run
-killed at any moment leaves each file either complete or absent, never half-written.
+killed at any moment leaves each file either complete or absent, never half-written. Under
+torchrun only rank 0 writes: in the other processes every writer here does nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from .distributed import is_main
 from .errors import ConfigError
 
 CONFIG_FILE = "config.yaml"
@@ -23,8 +25,10 @@ MODEL_FILE = "model.pt"
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool = False) -> Path:
-    """Write ``path`` through ``write(fileobj)`` so that it appears complete or not at all."""
+    """Write ``path`` through ``write(fileobj)`` so that it appears complete or not at all (rank 0 only)."""
     path = Path(path)
+    if not is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -58,7 +62,8 @@ class RunDir:
             raise ConfigError(f"--out {self.path} exists and is not a folder")
         if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
             raise ConfigError(f"--out {self.path} is not empty; choose another folder")
-        self.path.mkdir(parents=True, exist_ok=True)
+        if is_main():
+            self.path.mkdir(parents=True, exist_ok=True)
         return self
 
     def file(self, name: str) -> Path:
@@ -71,10 +76,13 @@ class RunDir:
         return yaml.safe_load(self.file(CONFIG_FILE).read_text()) or {}
 
     def reset_metrics(self) -> None:
-        self.file(METRICS_FILE).unlink(missing_ok=True)
+        if is_main():
+            self.file(METRICS_FILE).unlink(missing_ok=True)
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON object as a line; each line is flushed to disk before returning."""
+        if not is_main():
+            return
         line = json.dumps(record, default=_jsonable) + "\n"
         with open(self.file(METRICS_FILE), "a") as fh:
             fh.write(line)

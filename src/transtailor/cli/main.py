@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from typing import Any, Callable, NoReturn, Sequence
 
@@ -150,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     quiet = ns.pop("quiet")
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    follower = int(os.environ.get("RANK", "0")) > 0  # under torchrun, rank 0 alone prints and logs
+    if follower:
+        sys.stdout = open(os.devnull, "w")
+    logging.basicConfig(level=logging.WARNING if quiet or follower else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
     config_file = ns.pop("_config", None)
     try:
         return COMMANDS[command][1](ns, config_file)
@@ -160,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"transtailor {command}: interrupted; completed files in the run folder are kept", file=sys.stderr)
         return 130
+    finally:
+        from ..distributed import shutdown
+
+        shutdown()
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:

@@ -11,8 +11,8 @@ from typing import Iterable
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from .images import LabeledImages
 
 _THREADS = 4  # PIL decodes outside the GIL, so threads overlap I/O and decoding
@@ -54,4 +54,4 @@ def find_unreadable(images: LabeledImages, desc: str = "checking images") -> lis
 
 def _map(fn, items: Iterable[int], total: int, desc: str) -> list:
     with ThreadPoolExecutor(_THREADS) as pool:
-        return list(tqdm(pool.map(fn, items), total=total, desc=desc, leave=False, disable=None))
+        return list(progress(pool.map(fn, items), total=total, desc=desc))

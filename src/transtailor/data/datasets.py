@@ -8,6 +8,10 @@ import torch
 from torch.utils.data import Dataset
 
 from .images import LabeledImages
+from .sampling import seeded
+
+#: an index, or (index, augmentation seed) from :class:`~.sampling.TrainSampler`
+Key = "int | tuple[int, int]"
 
 
 class ImageDataset(Dataset):
@@ -19,8 +23,9 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images.load(index, self.min_side)), self.images.targets[index]
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
+        index = key[0] if isinstance(key, tuple) else key
+        return seeded(self.transform, self.images.load(index, self.min_side), key), self.images.targets[index]
 
 
 class TensorImageDataset(Dataset):
@@ -32,5 +37,6 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tensors)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.tensors[index]), self.targets[index]
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
+        index = key[0] if isinstance(key, tuple) else key
+        return seeded(self.transform, self.tensors[index], key), self.targets[index]

@@ -17,12 +17,14 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import DataError
+from ..distributed import world_size
+from ..errors import ConfigError, DataError
 from .cache import decode_resized, find_unreadable
 from .datasets import ImageDataset, TensorImageDataset
 from .folders import read_image_folder
 from .images import LabeledImages
 from .recipes import RECIPES, RecipeOptions
+from .sampling import ShardSampler, TrainSampler
 from .splits import split_off, stratified_indices
 from .transforms import build_transform, resize_size
 
@@ -125,15 +127,19 @@ def build_data(
 
     n_workers = _workers(workers, cache)
     pin = device is not None and device.type == "cuda"
-    gen = torch.Generator().manual_seed(seed)
+    world = world_size()
+    if batch_size % world:
+        raise ConfigError(f"--batch-size {batch_size} is the global batch: it must divide evenly over the "
+                          f"{world} processes")
     train_ds = datasets["train"]
     common = dict(num_workers=n_workers, pin_memory=pin, persistent_workers=n_workers > 0)
-    train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, generator=gen,
+    # one step's global batch is the same images whatever the number of processes (see .sampling)
+    train_loader = DataLoader(train_ds, batch_size=batch_size // world, sampler=TrainSampler(train_ds, seed),
                               drop_last=len(train_ds) > batch_size, **common)
     eval_bs = eval_batch_size or batch_size * 2
 
     def eval_loader(ds: Dataset) -> DataLoader:
-        return DataLoader(ds, batch_size=eval_bs, shuffle=False, **common)
+        return DataLoader(ds, batch_size=eval_bs, sampler=ShardSampler(ds), **common)
 
     return DataBundle(
         classes=list(classes),

@@ -20,6 +20,7 @@ import torch.nn as nn
 from ..config import CommonConfig, to_dict
 from ..data import DataBundle, build_data
 from ..data.recipes import default_image_size
+from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError
 from ..models import count_macs_params, measure_latency, save_model
 from ..models.heads import replace_head
@@ -50,7 +51,7 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     if cfg.out and not overwrite and out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
     set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = init_from_env(resolve_device(cfg.device))
     seed_everything(cfg.seed)
     bundle = wrap_module(model) if model is not None else create_model(cfg.model, None, cfg.weights)
     data = build_data(
@@ -65,6 +66,7 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     bundle.model.to(device)
     if device.type == "cuda":
         bundle.model.to(memory_format=torch.channels_last)
+    barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
     run.write_config({"command": command, **to_dict(cfg), "out": str(out)})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
@@ -86,7 +88,7 @@ def measure(model: nn.Module, image_size: int, *, latency: bool = True, repeats:
     """MACs, parameters and (on a CPU copy) batch-1 and batch-32 latency in ms."""
     macs, params = count_macs_params(model, image_size)
     out: dict[str, Any] = {"macs": macs, "params": params}
-    if latency:
+    if latency and is_main():  # only rank 0 records it
         cpu_model = model if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
         out["latency_ms_b1"] = measure_latency(cpu_model, image_size, 1, repeats=repeats * 2)
         out["latency_ms_b32"] = measure_latency(cpu_model, image_size, 32, repeats=repeats)
@@ -134,4 +136,5 @@ def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any
             "macs": summary["macs"], "params": summary["params"]}
     save_model(s.run.file(MODEL_FILE), s.bundle, meta)
     s.run.write_summary(summary)
+    barrier()  # the run folder is complete before any rank goes on
     return summary

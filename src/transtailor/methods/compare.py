@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict
+from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..runs import read_json, write_json
 from .finetune import finetune
@@ -76,7 +77,6 @@ def compare(cfg: CompareConfig) -> CompareResult:
     """Make every run that is not finished yet, then write the table, the JSON and the plot."""
     cfg.validate()
     root = Path(cfg.out) if cfg.out else Path("runs") / f"compare-{cfg.model.replace(':', '_')}-{Path(cfg.data).name}"
-    root.mkdir(parents=True, exist_ok=True)
     write_json(root / "compare_config.json", to_dict(cfg))
     rows = []
     for method, budget, seed in plan_runs(cfg):
@@ -94,24 +94,27 @@ def compare(cfg: CompareConfig) -> CompareResult:
                      "wall_seconds": s.get("wall_seconds"), "curve": _curve(out)})
     write_json(root / "compare.json", rows)
     table = comparison_table(rows, cfg)
-    (root / "compare.md").write_text(table + "\n")
-    from ..reporting.plots import draw_comparison_plot
+    if is_main():
+        (root / "compare.md").write_text(table + "\n")
+        from ..reporting.plots import draw_comparison_plot
 
-    draw_comparison_plot(rows, root / "compare.png")
+        draw_comparison_plot(rows, root / "compare.png")
     return CompareResult(rows, table, root)
 
 
 def _make_run(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path) -> None:
     run_cfg = run_config(cfg, method, budget, seed, out)
     if isinstance(run_cfg, FinetuneConfig):
-        if out.exists():
+        if out.exists() and is_main():
             shutil.rmtree(out)  # cut off mid-way: fine-tuning starts again
+        barrier()
         finetune(run_cfg)
         return
     if (out / "state.json").is_file():
         run_cfg = dataclasses.replace(run_cfg, resume=str(out))
-    elif out.exists():
+    elif out.exists() and is_main():
         shutil.rmtree(out)  # cut off during its first FT
+    barrier()
     (search if isinstance(run_cfg, SearchConfig) else prune)(run_cfg)
 
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 
 from ..config import IterativeConfig, from_dict
+from ..data.sampling import reseed_loader
+from ..distributed import barrier, is_main
 from ..errors import ConfigError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
@@ -91,9 +93,7 @@ def iteration_dir(run: RunDir, it: int) -> Path:
 def _seed_iteration(s: Setup, it: int) -> None:
     seed = s.cfg.seed * 1000 + it
     seed_everything(seed)
-    gen = s.data.train_loader.generator
-    if gen is not None:
-        gen.manual_seed(seed)
+    reseed_loader(s.data.train_loader, seed)
 
 
 def _meta(s: Setup, extra: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +167,6 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     write_json(run.file(STATE_FILE), state)
     best = load_bundle(iteration_dir(run, state["best"]) / MODEL_FILE)
     best_dir = run.path / "best"
-    best_dir.mkdir(exist_ok=True)
     atomic_write(best_dir / MODEL_FILE,
                  lambda fh: fh.write((iteration_dir(run, state["best"]) / MODEL_FILE).read_bytes()), binary=True)
     best_rec = iterations[state["best"]]
@@ -182,7 +181,9 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations),
     }
     run.write_summary(summary)
-    _plots(run)
+    if is_main():
+        _plots(run)
+    barrier()
     log.info("%s done: best sub-model is iteration %d (val top-1 %.2f%%, test top-1 %.2f%%, %.1f%% fewer "
              "FLOPs), stopped by %s -> %s", command, state["best"], best_rec.get("val_top1", float("nan")),
              best_rec["test_top1"], 100 * best_rec["flops_reduction"], state["stopped"], best_dir)
@@ -230,7 +231,7 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
     rec["seconds_total"] = sum(times.values())
     rec["filters_removed"] = sum(record.removed.values())
     pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
-               "remaining": record.remaining}
+               "remaining": record.remaining, "removed_channels": record.removed_channels}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning
 
 
@@ -238,7 +239,6 @@ def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None
                       state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
     """Write the iteration's files, then the list and the state: a crash leaves the last state consistent."""
     folder = iteration_dir(s.run, it)
-    folder.mkdir(parents=True, exist_ok=True)
     save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec["macs"], "params": rec["params"]}))
     if saved is not None:
         atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
@@ -248,6 +248,7 @@ def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None
     s.run.log_metrics({"phase": "iteration", **rec})
     write_json(s.run.file(ITERATIONS_FILE), iterations)
     write_json(s.run.file(STATE_FILE), state)
+    barrier()  # other ranks read these files back
 
 
 def _log_iteration(rec: dict[str, Any]) -> None:
@@ -276,7 +277,7 @@ def _load_state(run: RunDir) -> dict[str, Any] | None:
     state = read_json(state_file)
     done = state["completed"]
     for stale in run.path.glob("iter_*"):  # an iteration that did not complete
-        if int(stale.name.split("_")[1]) > done:
+        if int(stale.name.split("_")[1]) > done and is_main():
             shutil.rmtree(stale)
     kept = [r for r in run.metrics() if r.get("iteration", 0) <= done]
     atomic_write(run.file("metrics.jsonl"), lambda fh: fh.writelines(_jsonl(r) for r in kept))

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
-
+from ..distributed import all_reduce_sum, average_, average_gradients, broadcast_tensors
+from ..progress import progress
 from ..training.loop import autocast_for, set_train_mode
 from .gates import Gates, GateSite
 
@@ -70,7 +70,7 @@ def train_alpha(
         for epoch in range(1, epochs + 1):
             set_train_mode(model)  # every BN is frozen, so all stay in eval mode
             total, seen = 0.0, 0
-            for x, y in tqdm(loader, desc=f"alpha {epoch}/{epochs}", leave=False, disable=None):
+            for x, y in progress(loader, desc=f"alpha {epoch}/{epochs}"):
                 x, y = x.to(device), y.to(device)
                 with autocast_for(device):
                     loss = F.cross_entropy(model(x), y)
@@ -78,6 +78,7 @@ def train_alpha(
                     loss = loss + l1 * sum(p.abs().sum() for p in gates.parameters())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                average_gradients(gates.parameters())  # the global batch's gradient on every rank
                 if taylor is not None:
                     for k, a in gates.values.items():
                         term = (a.grad.float() * a.detach()).abs()
@@ -85,8 +86,9 @@ def train_alpha(
                 opt.step()
                 total += loss.item() * len(y)
                 seen += len(y)
+            totals = all_reduce_sum(torch.tensor([total, float(seen)], dtype=torch.float64, device=device))
             if on_epoch is not None:
-                on_epoch({"phase": "alpha", "epoch": epoch, "train_loss": total / max(seen, 1)})
+                on_epoch({"phase": "alpha", "epoch": epoch, "train_loss": totals[0].item() / max(totals[1].item(), 1)})
     finally:
         gates.detach()
         _restore(frozen)
@@ -125,11 +127,11 @@ def accumulate_beta(
     probe.attach(model)
     acc = {m: {k: torch.zeros_like(v) for k, v in alphas.items()} for m in modes}
     try:
-        for x, y in tqdm(loader, desc="beta", leave=False, disable=None):
+        for x, y in progress(loader, desc="beta"):
             x, y = x.to(device), y.to(device)
             with autocast_for(device):
                 loss = F.cross_entropy(model(x), y)
-            grads = torch.autograd.grad(loss, list(alphas.values()))
+            grads = average_([g.float() for g in torch.autograd.grad(loss, list(alphas.values()))])
             for (k, a), g in zip(alphas.items(), grads):
                 term = g.float() * a.detach()
                 if "literal" in acc:
@@ -144,4 +146,6 @@ def accumulate_beta(
         model.train(was_training)
     if "literal" in acc:
         acc["literal"] = {k: v.abs() for k, v in acc["literal"].items()}
+    for m in acc:  # every rank prunes by rank 0's numbers, whatever rounding did
+        broadcast_tensors(acc[m])
     return acc

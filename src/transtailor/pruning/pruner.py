@@ -33,6 +33,8 @@ class PruneRecord:
     removed: dict[str, int] = field(default_factory=dict)
     #: filters per conv after pruning
     remaining: dict[str, int] = field(default_factory=dict)
+    #: per gate site, the indices (in the widths before pruning) of the channels removed
+    removed_channels: dict[str, list[int]] = field(default_factory=dict)
 
 
 def conv_widths(model: nn.Module) -> dict[str, int]:
@@ -69,6 +71,8 @@ def prune_to_macs(
     head_module = model.get_submodule(head)
     site_modules = {s.module for s in sites}
     removed_so_far: dict[str, int] = {}  # per group root name, across rounds
+    original = {k: list(range(len(v))) for k, v in scores.items()}  # surviving channels' first indices
+    gone: dict[str, list[int]] = {}
     start_width: dict[str, int] = {}
     was_training = model.training
     model.eval()
@@ -130,6 +134,8 @@ def prune_to_macs(
                     drop = {list(idxs)[j] for j in js}
                     keep = [i for i in range(len(scores[name])) if i not in drop]
                     scores[name] = scores[name][keep]
+                    gone.setdefault(name, []).extend(original[name][i] for i in sorted(drop))
+                    original[name] = [original[name][i] for i in keep]
             graph.get_pruning_group(root.dep.target.module, root.dep.handler,
                                     [list(root.idxs)[j] for j in js]).prune()
     model.train(was_training)
@@ -140,6 +146,7 @@ def prune_to_macs(
         macs_after=macs_after,
         removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
         remaining=widths_after,
+        removed_channels={k: sorted(v) for k, v in gone.items()},
     )
     return record, scores
 

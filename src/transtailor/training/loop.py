@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
+from ..distributed import all_reduce_sum, any_rank, sync_model, wrap_ddp
 from ..errors import TransTailorError
+from ..progress import progress
 from .metrics import correct_topk
 from .optim import make_schedule
 
@@ -73,24 +74,32 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     penalty: Penalty | None = None,
     desc: str = "train",
+    net: nn.Module | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and top-1 accuracy (%)."""
+    """One pass over ``loader``; returns mean loss and top-1 accuracy (%) over every rank's images.
+
+    Under torchrun the forward and backward run through DistributedDataParallel (gradients averaged
+    over the ranks); ``net`` is that wrapper when the caller keeps one for several epochs.
+    ``penalty`` sees the plain model.
+    """
     set_train_mode(model)
+    net = net if net is not None else wrap_ddp(model, device)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=None)
+    bar = progress(loader, desc=desc)
     for step, (x, y) in enumerate(bar):
         x, y = _to(device, x, y)
         with autocast_for(device):
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             if penalty is not None:
                 loss = loss + penalty(model)
-        if not torch.isfinite(loss):
+        if any_rank(not bool(torch.isfinite(loss)), device):  # every rank stops together
             raise TrainingDiverged(
-                f"the loss became {loss.item()} at step {step} of {desc}; lower the learning rates (--lr-head, --lr-backbone)"
+                f"the loss became NaN or infinite ({loss.item()} here) at step {step} of {desc}; "
+                "lower the learning rates (--lr-head, --lr-backbone)"
             )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -107,18 +116,23 @@ def train_epoch(
         seen += len(y)
         if bar.disable is False and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    seen = max(seen, 1)
-    return {"train_loss": total_loss.item() / seen, "train_top1": 100.0 * correct.item() / seen}
+    totals = all_reduce_sum(torch.stack([total_loss.float(), correct.float(),
+                                         torch.tensor(float(seen), device=device)]))
+    seen_all = max(totals[2].item(), 1.0)
+    return {"train_loss": totals[0].item() / seen_all, "train_top1": 100.0 * totals[1].item() / seen_all}
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict[str, float]:
-    """Top-1 accuracy (%), top-5 where there are more than 5 classes, and mean loss over ``loader``."""
+    """Top-1 accuracy (%), top-5 where there are more than 5 classes, and mean loss over ``loader``.
+
+    Under torchrun each rank evaluates its shard and the counts are summed over the ranks.
+    """
     was_training = model.training
     model.eval()
     loss_sum, hits, n, classes = 0.0, [0, 0], 0, 0
     try:
-        for x, y in tqdm(loader, desc=desc, leave=False, disable=None):
+        for x, y in progress(loader, desc=desc):
             x, y = _to(device, x, y)
             with autocast_for(device):
                 logits = model(x)
@@ -130,7 +144,10 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: s
             n += len(y)
     finally:
         model.train(was_training)
-    n = max(n, 1)
+    totals = all_reduce_sum(torch.tensor([loss_sum, hits[0], hits[1], n, classes > 5], dtype=torch.float64,
+                                         device=device if device.type == "cuda" else None))
+    loss_sum, hits, n = totals[0].item(), [totals[1].item(), totals[2].item()], max(totals[3].item(), 1.0)
+    classes = 6 if totals[4].item() > 0 else classes  # a rank with an empty shard saw no logits
     out = {"loss": loss_sum / n, "top1": 100.0 * hits[0] / n}
     if classes > 5:
         out["top5"] = 100.0 * hits[1] / n
@@ -162,11 +179,13 @@ def fit(
     scheduler = make_schedule(optimizer, schedule, epochs * len(train_loader))
     best_state: dict[str, torch.Tensor] | None = None
     start = time.perf_counter()
+    net = wrap_ddp(model, device)  # rebuilt per phase: pruning between phases changes the shapes
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         record: dict[str, Any] = {"phase": phase, "epoch": epoch}
         record.update(train_epoch(model, train_loader, optimizer, device, scheduler=scheduler,
-                                  penalty=penalty, desc=f"{phase} {epoch}/{epochs}"))
+                                  penalty=penalty, desc=f"{phase} {epoch}/{epochs}", net=net))
+        sync_model(model)  # BatchNorm statistics drift apart by the last step's update
         if after_train is not None:
             after_train(epoch)
         record["train_seconds"] = time.perf_counter() - t0
@@ -183,6 +202,7 @@ def fit(
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
+    del net
     if best_state is not None and result.best_epoch != epochs:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start

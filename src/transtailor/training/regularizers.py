@@ -26,9 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
+from ..distributed import broadcast_tensors
 from ..models.measure import probe_forward
+from ..progress import progress
 
 log = logging.getLogger("transtailor")
 
@@ -167,7 +168,7 @@ def channel_attention(model: nn.Module, layers: list[str], loader: DataLoader, d
             model(x[:1])
             h.remove()
             rises = torch.zeros(shape[0])
-            for c in tqdm(range(shape[0]), desc=f"delta attention {name}", leave=False, disable=None):
+            for c in progress(range(shape[0]), desc=f"delta attention {name}"):
                 h = module.register_forward_hook(lambda m, i, o, c=c: o.index_fill(1, torch.tensor([c], device=o.device), 0))
                 rises[c] = F.cross_entropy(model(x), y) - base
                 h.remove()
@@ -175,7 +176,7 @@ def channel_attention(model: nn.Module, layers: list[str], loader: DataLoader, d
             out[name] = torch.softmax(z, 0)
     finally:
         model.train(was_training)
-    return out
+    return broadcast_tensors(out)  # each rank saw other images: all use rank 0's attention
 
 
 def make_regularizer(name: str, model: nn.Module, head: str, *, alpha: float | None = None,
