@@ -3,7 +3,12 @@
     python benchmarks/search.py --datasets caltech101 cub10 --seeds 0 1 2 --image-size 112 --epochs 4
 
 Each (dataset, seed) search writes benchmarks/results/search<tag>/<data>-s<seed>/ and is skipped
-when its summary.json exists. FT and FT-Full rows come from benchmarks/finetune.py's runs of the
+when its summary.json exists. ``--from-ft DIR`` starts each search from the FT model (iteration 0) of
+the same dataset and seed in DIR instead of training FT again, so that option variants (``--set``)
+are compared from the very same starting point:
+
+    python benchmarks/search.py --datasets caltech101 --seeds 0 1 2 --tag _distill \
+        --from-ft benchmarks/results/search --set distill=previous FT and FT-Full rows come from benchmarks/finetune.py's runs of the
 same settings (run it first). Writes benchmarks/results/search<tag>/table.md.
 """
 
@@ -13,8 +18,12 @@ import argparse
 import json
 import logging
 import resource
+import shutil
 import statistics
 import sys
+from pathlib import Path
+
+import yaml
 
 import transtailor as tt
 from _common import RESULTS, markdown_table, mean_std, shared_dataset
@@ -31,6 +40,8 @@ def main() -> None:
     ap.add_argument("--finetune-epochs-for", nargs="*", default=[], metavar="DATA=N",
                     help="epochs of fine-tuning after each pruning step, per dataset (default: its --epochs)")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--from-ft", type=Path, default=None, metavar="DIR",
+                    help="start from the FT model of DIR/<data>-s<seed> (see above)")
     ap.add_argument("--table-only", action="store_true", help="make no run: tabulate the finished ones")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search options")
     args = ap.parse_args()
@@ -53,6 +64,8 @@ def main() -> None:
                              cache=True, out=str(out), **extra)
                 if ds in ft_per_ds:
                     flags["finetune_epochs"] = ft_per_ds[ds]
+                if args.from_ft is not None and not (out / "state.json").is_file():
+                    fork_from_ft(args.from_ft / out.name, out, extra)
                 if (out / "state.json").is_file():
                     flags = {"resume": str(out)}
                 tt.search(tt.resolve(tt.SearchConfig, flags=flags))
@@ -93,6 +106,26 @@ def main() -> None:
             f"--cache, options {extra or 'default'}; command: {' '.join(sys.argv)}\n\n")
     (root / "table.md").write_text(head + table + "\n\nPer iteration:\n\n" + speed + "\n")
     print(head + table + "\n\n" + speed)
+
+
+def fork_from_ft(base: Path, out: Path, options: dict[str, str]) -> None:
+    """A run folder that holds only ``base``'s iteration 0 (its FT model), with ``options`` in its config."""
+    if not (base / "iter_000" / "model.pt").is_file():
+        sys.exit(f"--from-ft: {base} holds no FT model (iter_000/model.pt)")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copytree(base / "iter_000", out / "iter_000")
+    config = yaml.safe_load((base / "config.yaml").read_text())
+    config.update(options, out=str(out), resume=None)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    first = json.loads((base / "iterations.json").read_text())[0]
+    (out / "iterations.json").write_text(json.dumps([first], indent=2))
+    lines = [line for line in (base / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line).get("iteration", 0) == 0]
+    (out / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    state = {"completed": 0, "best": 0, "best_val": first["val_top1"], "macs_original": first["macs"],
+             "stopped": None}
+    (out / "state.json").write_text(json.dumps(state, indent=2))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def _scripted(monkeypatch, vals):
         return rec, {"scores": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}}
 
     monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m: {"val_top1": vals[0], "test_top1": 1.0})
+    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, val=None: {"val_top1": vals[0], "test_top1": 1.0})
 
 
 def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, monkeypatch):

@@ -113,6 +113,11 @@ class IterativeConfig(CommonConfig):
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
     max_layer_fraction: float = option(0.3, "no layer loses more than this fraction of its filters in one step")
+    distill: str = option("none", "fine-tune each sub-model to also match a teacher's soft outputs: 'none', "
+                          "'previous' (the sub-model before this step's pruning) or a saved model or run folder "
+                          "(e.g. an FT-Full run on the same classes)")
+    distill_weight: float = option(0.5, "weight of the distillation term (the cross-entropy gets 1 - weight)")
+    distill_temperature: float = option(4.0, "softmax temperature of the distillation term")
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
 
     def validate(self) -> None:
@@ -129,6 +134,13 @@ class IterativeConfig(CommonConfig):
             raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
         if not 0.0 < self.max_layer_fraction <= 1.0:
             raise ConfigError(f"--max-layer-fraction must be in (0, 1], got {self.max_layer_fraction}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
+        if self.distill not in ("none", "previous") and not Path(self.distill).expanduser().exists():
+            raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
+                              "(or use 'none' or 'previous')")
 
 
 @dataclass

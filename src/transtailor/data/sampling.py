@@ -65,7 +65,7 @@ def seeded(transform, image, key):
     if not isinstance(key, tuple):
         return transform(image)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(key[1])
+        torch.default_generator.manual_seed(key[1])  # the CPU generator alone: transforms draw from it
         return transform(image)
 
 

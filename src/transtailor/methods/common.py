@@ -102,10 +102,12 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
 
 
-def final_scores(s: Setup, model: nn.Module) -> dict[str, Any]:
+def final_scores(s: Setup, model: nn.Module, val: dict[str, float] | None = None) -> dict[str, Any]:
+    """Validation (``val`` when the caller already has it for this very model) and test metrics."""
     scores: dict[str, Any] = {}
     if s.data.val_loader is not None:
-        scores.update({f"val_{k}": v for k, v in evaluate(model, s.data.val_loader, s.device, "val").items()})
+        val = val or evaluate(model, s.data.val_loader, s.device, "val")
+        scores.update({f"val_{k}": v for k, v in val.items()})
     scores.update({f"test_{k}": v for k, v in evaluate(model, s.data.test_loader, s.device, "test").items()})
     return scores
 

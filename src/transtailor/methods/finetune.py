@@ -17,6 +17,7 @@ from ..config import FinetuneConfig
 from ..models.zoo import ModelBundle
 from ..pruning import find_gate_sites
 from ..training import fit, freeze_all_but, make_sgd, param_groups
+from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
 from .common import Setup, final_scores, finish, prepare
 
@@ -35,7 +36,8 @@ class FinetuneResult:
 
 
 def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None,
-                   after_train: Callable[[int], None] | None = None) -> dict[str, Any]:
+                   after_train: Callable[[int], None] | None = None,
+                   criterion: Criterion | None = None) -> dict[str, Any]:
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
 
     ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
@@ -59,13 +61,15 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
 
     try:
         res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
-                  schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train)
+                  schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train,
+                  criterion=criterion)
     finally:
         if reg is not None:
             reg.remove()
     for p in model.parameters():
         p.requires_grad = True
-    return {"best_epoch": res.best_epoch, "train_seconds": res.seconds}
+    return {"best_epoch": res.best_epoch, "train_seconds": res.seconds,
+            **({"val": res.best_val} if res.best_val else {})}
 
 
 def regularizer_for(s: Setup) -> Regularizer | None:
@@ -93,7 +97,7 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
         finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(cfg, regularizer="none")), "head", 1,
                        "delta_head")
     info = finetune_phase(s, cfg.mode, cfg.epochs, phase)
-    scores = final_scores(s, s.bundle.model)
+    scores = final_scores(s, s.bundle.model, info.pop("val", None))
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
     summary = finish(s, s.bundle.model, {"method": phase, **info, **scores})
     log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,

@@ -15,6 +15,7 @@ next begins; ``--resume`` continues from the last complete iteration, seeding ea
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -35,6 +36,7 @@ from ..pruning import GateSite, PruneRecord, find_gate_sites, prune_to_macs
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
+from ..training.distill import Distiller
 from .common import Setup, final_scores, measure, prepare, run_facts
 from .finetune import finetune_phase
 
@@ -100,11 +102,12 @@ def _meta(s: Setup, extra: dict[str, Any]) -> dict[str, Any]:
     return {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct, **extra}
 
 
-def _evaluate_and_measure(s: Setup, macs0: int) -> dict[str, Any]:
-    rec = final_scores(s, s.bundle.model)
+def _evaluate_and_measure(s: Setup, macs0: int | None, val: dict[str, float] | None = None) -> dict[str, Any]:
+    """Val and test top-1 (``val`` if the caller has it for this very model), MACs, params, latency."""
+    rec = final_scores(s, s.bundle.model, val)
     cost = measure(s.bundle.model, s.cfg.image_size, latency=s.cfg.latency)
     rec.update(cost)
-    rec["flops_reduction"] = 1.0 - cost["macs"] / macs0
+    rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
     return rec
 
 
@@ -126,11 +129,11 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         run.reset_metrics()
         _seed_iteration(s, 0)
         t0 = time.perf_counter()
-        finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        info = finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
         ft_seconds = time.perf_counter() - t0
         rec = {"iteration": 0, "phase": "ft", "seconds_finetune": ft_seconds}
-        macs0 = measure(s.bundle.model, cfg.image_size, latency=False)["macs"]
-        rec.update(_evaluate_and_measure(s, macs0))
+        rec.update(_evaluate_and_measure(s, None, info.get("val")))
+        macs0 = rec["macs"]
         rec["best"] = True
         state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
                  "stopped": None}
@@ -201,11 +204,13 @@ def step_target(macs_now: int, macs0: int, step: float, target_reduction: float 
 
 def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str, Any], dict, dict]:
     cfg, model = s.cfg, s.bundle.model
+    teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
     sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
     target = step_target(measure(model, cfg.image_size, latency=False)["macs"], macs0, plan.step, plan.target)
     if plan.trainer is not None:  # the method prunes while it trains (SFP)
         t = time.perf_counter()
         record, info = plan.trainer(s, it, sites, target, ift_epochs)
+        info.pop("val", None)  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
         scored = Scored(scores={})
     else:
@@ -220,12 +225,16 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,
                                      plan.importance_ft if scored.importance is not None else "none")
-        info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it})
+        info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
+                              criterion=_distiller(s, teacher))
+        if attached.gates is not None:  # folding changes the arithmetic: score the folded model anew
+            info.pop("val", None)
         attached.finish(model)
         times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
+    val = info.pop("val", None)
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
-    rec.update(_evaluate_and_measure(s, macs0))
+    rec.update(_evaluate_and_measure(s, macs0, val))
     times["seconds_eval"] = time.perf_counter() - t
     rec.update(times)
     rec["seconds_total"] = sum(times.values())
@@ -233,6 +242,23 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
     pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
                "remaining": record.remaining, "removed_channels": record.removed_channels}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning
+
+
+def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
+    """The ``--distill`` criterion for the fine-tuning after a pruning step (None: plain cross-entropy)."""
+    cfg = s.cfg
+    if cfg.distill == "none":
+        return None
+    if previous is not None:
+        teacher = previous
+    else:
+        saved = load_bundle(cfg.distill)
+        classes = list(saved.meta.get("classes") or [])
+        if classes != list(s.data.classes):
+            raise ConfigError(f"--distill {cfg.distill}: that model was trained on {len(classes)} classes, not "
+                              f"on this data's {len(s.data.classes)} (the same names in the same order are needed)")
+        teacher = saved.model.to(s.device)
+    return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
 
 
 def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,

@@ -26,6 +26,8 @@ from .metrics import correct_topk
 from .optim import make_schedule
 
 Penalty = Callable[[nn.Module], torch.Tensor]
+#: (logits, targets, images) -> loss; cross-entropy when not given
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TrainingDiverged(TransTailorError):
@@ -37,6 +39,8 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_top1: float | None = None
+    #: every validation metric of the kept epoch (the restored model scores exactly these)
+    best_val: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -75,6 +79,7 @@ def train_epoch(
     penalty: Penalty | None = None,
     desc: str = "train",
     net: nn.Module | None = None,
+    criterion: Criterion | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and top-1 accuracy (%) over every rank's images.
 
@@ -93,7 +98,7 @@ def train_epoch(
         x, y = _to(device, x, y)
         with autocast_for(device):
             logits = net(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y) if criterion is None else criterion(logits, y, x)
             if penalty is not None:
                 loss = loss + penalty(model)
         if any_rank(not bool(torch.isfinite(loss)), device):  # every rank stops together
@@ -167,6 +172,7 @@ def fit(
     phase: str = "train",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     after_train: Callable[[int], None] | None = None,
+    criterion: Criterion | None = None,
 ) -> FitResult:
     """Train ``epochs`` epochs, select the epoch with the best validation top-1 and restore it.
 
@@ -184,7 +190,8 @@ def fit(
         t0 = time.perf_counter()
         record: dict[str, Any] = {"phase": phase, "epoch": epoch}
         record.update(train_epoch(model, train_loader, optimizer, device, scheduler=scheduler,
-                                  penalty=penalty, desc=f"{phase} {epoch}/{epochs}", net=net))
+                                  penalty=penalty, desc=f"{phase} {epoch}/{epochs}", net=net,
+                                  criterion=criterion))
         sync_model(model)  # BatchNorm statistics drift apart by the last step's update
         if after_train is not None:
             after_train(epoch)
@@ -194,7 +201,7 @@ def fit(
             val = evaluate(model, val_loader, device, desc="val")
             record.update({f"val_{k}": v for k, v in val.items()})
             if result.best_val_top1 is None or val["top1"] > result.best_val_top1:
-                result.best_val_top1, result.best_epoch = val["top1"], epoch
+                result.best_val_top1, result.best_epoch, result.best_val = val["top1"], epoch, val
                 best_state = copy.deepcopy(model.state_dict())
         else:
             result.best_epoch = epoch
