@@ -8,7 +8,10 @@ the same dataset and seed in DIR instead of training FT again, so that option va
 are compared from the very same starting point:
 
     python benchmarks/search.py --datasets caltech101 --seeds 0 1 2 --tag _distill \
-        --from-ft benchmarks/results/search --set distill=previous FT and FT-Full rows come from benchmarks/finetune.py's runs of the
+        --from-ft benchmarks/results/search --set distill=previous
+
+Values given with ``--set`` may name the seed and data set, e.g. one FT-Full teacher per seed:
+``--set distill=benchmarks/results/finetune/{data}-full-s{seed}``. FT and FT-Full rows come from benchmarks/finetune.py's runs of the
 same settings (run it first). Writes benchmarks/results/search<tag>/table.md.
 """
 
@@ -57,15 +60,16 @@ def main() -> None:
         found = []
         for seed in args.seeds:
             out = root / f"{ds}-s{seed}"
+            options = {k: v.format(seed=seed, data=ds) for k, v in extra.items()}  # e.g. a teacher per seed
             if args.table_only and not (out / "summary.json").is_file():
                 continue
             if not (out / "summary.json").is_file():
                 flags = dict(model=args.model, data=str(data), image_size=args.image_size, epochs=epochs, seed=seed,
-                             cache=True, out=str(out), **extra)
+                             cache=True, out=str(out), **options)
                 if ds in ft_per_ds:
                     flags["finetune_epochs"] = ft_per_ds[ds]
                 if args.from_ft is not None and not (out / "state.json").is_file():
-                    fork_from_ft(args.from_ft / out.name, out, extra)
+                    fork_from_ft(args.from_ft / out.name, out, options)
                 if (out / "state.json").is_file():
                     flags = {"resume": str(out)}
                 tt.search(tt.resolve(tt.SearchConfig, flags=flags))

@@ -72,3 +72,37 @@ def test_not_a_transtailor_file_and_missing_file(tmp_path):
     (tmp_path / "emptyrun").mkdir()
     with pytest.raises(ModelError, match="holds no model.pt"):
         load_model(tmp_path / "emptyrun")
+
+
+def test_a_process_killed_mid_write_leaves_the_previous_file_loadable(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bundle = create_model("resnet18", num_classes=2, weights="none")
+    path = save_model(tmp_path / "model.pt", bundle)
+    before = load_model(path).state_dict()
+    flag = tmp_path / "half-written"
+    script = (
+        "import sys, time, pathlib\n"
+        "from transtailor.runs import atomic_write\n"
+        "def write(fh):\n"
+        "    fh.write(b'x' * 1_000_000)\n"
+        "    fh.flush()\n"
+        f"    pathlib.Path({str(flag)!r}).touch()\n"
+        "    time.sleep(60)\n"
+        f"atomic_write({str(path)!r}, write, binary=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while not flag.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert flag.exists(), "the writer never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers and all(name.startswith(".model.pt.") for name in leftovers)  # killed mid-write
+    after = load_model(path).state_dict()  # the complete previous version
+    assert all(torch.equal(before[k], after[k]) for k in before)
