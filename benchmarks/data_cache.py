@@ -9,12 +9,11 @@ epoch spent waiting for data. Results go to benchmarks/results/data_cache.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
-from _common import RESULTS, markdown_table, shared_dataset
+from _common import RESULTS, benchmark_parser, markdown_table, shared_dataset
 from transtailor.data import build_data
 from transtailor.models import create_model
 from transtailor.training import make_sgd, param_groups, set_train_mode
@@ -40,10 +39,8 @@ def timed_epoch(loader, model=None, opt=None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--data", default="caltech101")
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
     root = shared_dataset(args.data)

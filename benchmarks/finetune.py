@@ -8,12 +8,11 @@ skipped when its summary.json already exists, so the script can be stopped and s
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 
 import transtailor as tt
-from _common import RESULTS, markdown_table, mean_std, shared_dataset
+from _common import RESULTS, benchmark_parser, markdown_table, mean_std, shared_dataset
 
 
 def macs(run_dir, image_size: int) -> int:
@@ -22,12 +21,10 @@ def macs(run_dir, image_size: int) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--datasets", nargs="+", default=["caltech101", "cub10"])
     ap.add_argument("--modes", nargs="+", default=["head", "full"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epochs-for", nargs="*", default=["cub10=30"], metavar="DATA=N",
                     help="per-data-set epochs (cub10 has 4 steps an epoch at batch 32)")

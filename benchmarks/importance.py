@@ -12,7 +12,6 @@ plain: the gates' overhead) and the cost of α training + one β pass in fine-tu
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -21,7 +20,7 @@ import time
 import torch
 
 import transtailor as tt
-from _common import RESULTS, markdown_table, shared_dataset
+from _common import RESULTS, benchmark_parser, markdown_table, shared_dataset
 from transtailor.data import build_data
 from transtailor.data.sampling import reseed_loader
 from transtailor.models.measure import layer_macs
@@ -36,10 +35,8 @@ def scores(model, data, device):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--data", default="caltech101")
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--step", type=float, default=0.1)

@@ -9,7 +9,6 @@ median time per step relative to plain fine-tuning. Writes benchmarks/results/ov
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -17,26 +16,22 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _common import RESULTS, markdown_table
+from _common import RESULTS, add_timing_args, benchmark_parser, markdown_table
 from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
+from transtailor.pruning.criteria import random_scores
 from transtailor.pruning.importance_ft import attach_importance
 from transtailor.training import make_sgd, param_groups, set_train_mode
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = benchmark_parser(__doc__)
+    add_timing_args(ap)
     args = ap.parse_args()
     torch.manual_seed(0)
     b = create_model(args.model, num_classes=101)
     sites = find_gate_sites(b.model, 64, exclude=(b.head,))
-    beta = {s.module: torch.rand(getattr(b.model.get_submodule(s.module), "num_features", None)
-                                 or b.model.get_submodule(s.module).out_channels) for s in sites}
+    beta = random_scores(b.model, sites, seed=0)  # any positive per-filter values do for timing
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     y = torch.randint(0, 101, (args.batch_size,))
     modes = ["none", "preserve", "normalized"]

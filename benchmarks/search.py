@@ -17,7 +17,6 @@ same settings (run it first). Writes benchmarks/results/search<tag>/table.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import resource
@@ -29,15 +28,13 @@ from pathlib import Path
 import yaml
 
 import transtailor as tt
-from _common import RESULTS, markdown_table, mean_std, shared_dataset
+from _common import RESULTS, benchmark_parser, markdown_table, mean_std, shared_dataset
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--datasets", nargs="+", default=["caltech101", "cub10"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epochs-for", nargs="*", default=["cub10=30"], metavar="DATA=N")
     ap.add_argument("--finetune-epochs-for", nargs="*", default=[], metavar="DATA=N",

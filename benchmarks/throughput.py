@@ -16,7 +16,6 @@ the median images/s and the ratio to ``bare``. Writes benchmarks/results/through
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -25,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from _common import RESULTS, markdown_table
+from _common import RESULTS, add_timing_args, benchmark_parser, markdown_table
 from transtailor.data.datasets import TensorImageDataset
 from transtailor.data.sampling import TrainSampler
 from transtailor.data.transforms import build_transform, resize_size
 from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
+from transtailor.pruning.criteria import random_scores
 from transtailor.pruning.importance_ft import attach_importance
 from transtailor.training import make_schedule, make_sgd, param_groups, train_epoch
 
@@ -45,12 +45,8 @@ def bare_epoch(model, loader, opt):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--image-size", type=int, default=112)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = benchmark_parser(__doc__)
+    add_timing_args(ap)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--modes", nargs="*", default=["preserve", "normalized"])
     args = ap.parse_args()
@@ -67,8 +63,7 @@ def main() -> None:
     device = torch.device("cpu")
 
     sites = find_gate_sites(b.model, 64, exclude=(b.head,))
-    beta = {s.module: torch.rand(getattr(b.model.get_submodule(s.module), "num_features", None)
-                                 or b.model.get_submodule(s.module).out_channels) for s in sites}
+    beta = random_scores(b.model, sites, seed=0)  # any positive per-filter values do for timing
     loops = {}
     for name in ["bare", "transtailor"] + [f"transtailor + importance ({m})" for m in args.modes]:
         m = copy.deepcopy(b.model)

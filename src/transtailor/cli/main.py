@@ -17,6 +17,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from ..config import (CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
                       SearchConfig, resolve)
+from ..distributed import launch_rank, shutdown
 from ..errors import TransTailorError
 
 POSITIONAL = {"model_path": "MODEL_OR_RUN", "run_dir": "RUN_DIR"}
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     quiet = ns.pop("quiet")
-    follower = int(os.environ.get("RANK", "0")) > 0  # under torchrun, rank 0 alone prints and logs
+    follower = launch_rank() > 0  # under torchrun, rank 0 alone prints and logs
     if follower:
         sys.stdout = open(os.devnull, "w")
     logging.basicConfig(level=logging.WARNING if quiet or follower else logging.INFO, format="%(message)s",
@@ -166,8 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"transtailor {command}: interrupted; completed files in the run folder are kept", file=sys.stderr)
         return 130
     finally:
-        from ..distributed import shutdown
-
         shutdown()
 
 

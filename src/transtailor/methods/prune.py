@@ -17,6 +17,7 @@ kept at the end (best validation) has its zeroed filters removed physically, and
 from __future__ import annotations
 
 import math
+import time
 
 import torch.nn as nn
 
@@ -33,8 +34,6 @@ from .iterative import Plan, Scored, SearchResult, run_iterative
 
 
 def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
-    import time
-
     cfg: PruneConfig = s.cfg  # type: ignore[assignment]
     t = time.perf_counter()
     if cfg.method == "l1":

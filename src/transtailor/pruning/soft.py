@@ -19,7 +19,7 @@ from .pruner import prune_to_macs
 
 
 def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor]:
-    """L2 norm of each filter (SFP's criterion), with an index tie-break so that every value is distinct."""
+    """L2 norm of each filter (SFP's criterion), with an index tie-break so that equal norms rank in a fixed order."""
     out = {}
     for s in sites:
         w = model.get_submodule(s.conv).weight.detach().float().cpu()
@@ -32,9 +32,12 @@ def soft_select(model: nn.Module, sites: list[GateSite], target_macs: int, image
                 min_channels: int = 1, max_fraction: float = 1.0) -> dict[str, torch.Tensor]:
     """Channels (``True``) the L2 ranking would remove to reach ``target_macs``; the model is untouched."""
     scores = l2_scores(model, sites)
-    _, kept = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
-                            min_channels=min_channels, max_fraction=max_fraction)
-    return {k: ~torch.isin(v, kept[k]) for k, v in scores.items()}
+    record, _ = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
+                              min_channels=min_channels, max_fraction=max_fraction)
+    masks = {k: torch.zeros(len(v), dtype=torch.bool) for k, v in scores.items()}
+    for k, removed in record.removed_channels.items():
+        masks[k][removed] = True
+    return masks
 
 
 @torch.no_grad()

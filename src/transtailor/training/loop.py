@@ -149,13 +149,13 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: s
             n += len(y)
     finally:
         model.train(was_training)
+    # summed over the ranks; the last entry counts ranks that saw top-5 (an empty shard sees no logits)
     totals = all_reduce_sum(torch.tensor([loss_sum, hits[0], hits[1], n, classes > 5], dtype=torch.float64,
-                                         device=device if device.type == "cuda" else None))
-    loss_sum, hits, n = totals[0].item(), [totals[1].item(), totals[2].item()], max(totals[3].item(), 1.0)
-    classes = 6 if totals[4].item() > 0 else classes  # a rank with an empty shard saw no logits
-    out = {"loss": loss_sum / n, "top1": 100.0 * hits[0] / n}
-    if classes > 5:
-        out["top5"] = 100.0 * hits[1] / n
+                                         device=device if device.type == "cuda" else None)).tolist()
+    n = max(totals[3], 1.0)
+    out = {"loss": totals[0] / n, "top1": 100.0 * totals[1] / n}
+    if totals[4] > 0:
+        out["top5"] = 100.0 * totals[2] / n
     return out
 
 
