@@ -6,7 +6,7 @@ import pytest
 
 from transtailor.cli import main
 from transtailor.config import CompareConfig
-from transtailor.methods.compare import compare, plan_runs
+from transtailor.methods.compare import compare, plan_runs, source_of
 
 TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
             threads=1)
@@ -22,12 +22,35 @@ def test_compare_runs_each_method_once_and_resumes(tiny_folder, tmp_path):
         if r["method"] != "ft":  # pruned to the budget, within 2 points
             assert 0.18 <= r["flops_reduction"] <= 0.22, r
     assert "| transtailor-20 | 2 |" in res.table and "| ft | 2 | 0.00 ± 0.00 |" in res.table
+    for seed in (0, 1):  # every pruning run starts from the FT row's own model, not a second FT
+        ft = json.loads((tmp_path / "cmp" / f"ft-s{seed}" / "summary.json").read_text())
+        for run in ("l1-20", "transtailor-20"):
+            first = json.loads((tmp_path / "cmp" / f"{run}-s{seed}" / "iterations.json").read_text())[0]
+            assert first["from_ft"] == str(tmp_path / "cmp" / f"ft-s{seed}")
+            assert first["test_top1"] == ft["test_top1"] and first["macs"] == ft["macs"]
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
     stamp = (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns
     (tmp_path / "cmp" / "ft-s1" / "summary.json").unlink()  # as if cut off before the end
     again = compare(cfg)
     assert (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns == stamp  # not redone
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text()) == json.loads(json.dumps(again.rows))
+
+
+def test_a_budget_on_the_way_to_a_larger_one_is_read_from_its_iteration(tiny_folder, tmp_path):
+    cfg = CompareConfig(data=str(tiny_folder), out=str(tmp_path / "cmp"), methods="l1", seeds="0",
+                        budgets="0.1,0.2", **TINY)
+    res = compare(cfg)
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir() if p.is_dir()) == ["ft-s0", "l1-20-s0"]
+    ten, twenty = res.rows
+    assert ten["run"] == "l1-20-s0/iter_001" and twenty["run"] == "l1-20-s0"
+    its = json.loads((tmp_path / "cmp" / "l1-20-s0" / "iterations.json").read_text())
+    assert ten["test_top1"] == its[1]["test_top1"] and ten["params"] == its[1]["params"]
+    assert 0.08 <= ten["flops_reduction"] <= 0.12 and 0.18 <= twenty["flops_reduction"] <= 0.22
+    assert ten["curve"] == twenty["curve"][:2] and ten["wall_seconds"] < twenty["wall_seconds"]
+    # a budget that is not a whole number of steps gets its own run
+    assert source_of(CompareConfig(data="x", budgets="0.25,0.3"), "l1", 0.25) == (0.25, None)
+    assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "gbn", 0.2) == (0.3, 2)
+    assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "ft-full", None) == (None, None)
 
 
 def test_plan_covers_budgets_only_for_pruning_methods():

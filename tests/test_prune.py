@@ -151,3 +151,28 @@ def test_bad_input(args, words, capsys):
         code = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0]
+
+
+def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_folder, tmp_path, capsys):
+    from conftest import write_folder
+    from transtailor.config import FinetuneConfig
+    from transtailor.methods import finetune
+
+    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **TINY))
+    res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
+                            from_ft=str(tmp_path / "ft"), **TINY))
+    first = res.iterations[0]
+    assert first["from_ft"] == str(tmp_path / "ft") and first["test_top1"] == ft.summary["test_top1"]
+    assert first["seconds_finetune"] < 5  # loaded, not trained
+    common = ["prune", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1",
+              "--workers", "0", "--no-latency", "--flops-reduction", "0.2"]
+    other = write_folder(tmp_path / "other", {"x": 6, "y": 6}, "train")
+    write_folder(other, {"x": 2, "y": 2}, "test")
+    cases = [(["--data", str(other), "--from-ft", str(tmp_path / "ft")], "trained on 3 classes, not on this data's 2"),
+             (["--data", str(tiny_folder), "--from-ft", str(tmp_path / "p")], "not an unpruned resnet18"),
+             (["--data", str(tiny_folder), "--from-ft", str(tmp_path / "nowhere")], "no such model file")]
+    for i, (args, words) in enumerate(cases):
+        assert main([*common, *args, "--out", str(tmp_path / f"bad{i}")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+        assert not (tmp_path / f"bad{i}").exists()  # checked before the run folder is made

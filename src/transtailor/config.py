@@ -109,6 +109,9 @@ class IterativeConfig(CommonConfig):
     """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
 
     ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
+    from_ft: str | None = option(None, "start from this FT model instead of training one (a 'finetune --mode "
+                                 "head' run folder or model file of the same model and classes; --ft-epochs "
+                                 "is then unused)")
     flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
@@ -138,6 +141,8 @@ class IterativeConfig(CommonConfig):
             raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
             raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
+        if self.from_ft is not None and not Path(self.from_ft).expanduser().exists():
+            raise ConfigError(f"--from-ft {self.from_ft}: no such model file or run folder")
         if self.distill not in ("none", "previous") and not Path(self.distill).expanduser().exists():
             raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
                               "(or use 'none' or 'previous')")

@@ -6,6 +6,7 @@ input writes nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import platform
@@ -21,8 +22,9 @@ from ..config import CommonConfig, to_dict
 from ..data import DataBundle, build_data
 from ..data.recipes import default_image_size
 from ..distributed import barrier, init_from_env, is_main
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, measure_latency, save_model
+from ..models.serialize import load_bundle
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
 from ..runs import MODEL_FILE, RunDir
@@ -66,12 +68,33 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     bundle.model.to(device)
     if device.type == "cuda":
         bundle.model.to(memory_format=torch.channels_last)
+    if getattr(cfg, "from_ft", None) and not getattr(cfg, "resume", None):
+        load_ft_model(bundle, data.classes, cfg.from_ft, cfg.model)
     barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
     run.write_config({"command": command, **to_dict(cfg), "out": str(out)})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     return Setup(cfg, device, bundle, data, run, started)
+
+
+def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name: str) -> None:
+    """``--from-ft``: fill ``bundle``'s fresh model with a saved FT model of the same architecture and classes."""
+    try:
+        saved = load_bundle(path, model=copy.deepcopy(bundle.model))
+    except ModelError as exc:
+        raise ConfigError(f"--from-ft {path}: {exc}") from None
+    theirs_classes = list(saved.meta.get("classes") or [])
+    if theirs_classes != list(classes):
+        raise ConfigError(f"--from-ft {path}: that model was trained on {len(theirs_classes)} classes, not on this "
+                          f"data's {len(classes)} (the same names in the same order are needed)")
+    mine, theirs = bundle.model.state_dict(), saved.model.state_dict()
+    odd = next((k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape), None)
+    if odd is not None or len(mine) != len(theirs):
+        raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head (differs at "
+                          f"{odd or 'the number of tensors'}); start from a 'finetune --mode head' run of it")
+    bundle.model.load_state_dict(theirs)
+    log.info("starting from the FT model in %s", path)
 
 
 def _default_out(command: str, cfg: CommonConfig) -> Path:

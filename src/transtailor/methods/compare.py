@@ -1,11 +1,18 @@
 """``transtailor compare``: several methods x seeds (x FLOPs budgets) on one dataset and model.
 
-Every (method, budget, seed) is an ordinary run folder under the comparison's folder, made with the
-same common options (model, data, image size, epochs, learning rates, regulariser strengths), so
-that two rows differ only in the method. A run whose ``summary.json`` exists is not redone; a
-search or prune run cut off mid-way resumes from its last complete iteration; a fine-tuning run cut
-off mid-way starts again. The comparison writes ``compare.md`` (the table), ``compare.json`` (every
-run's numbers) and ``compare.png`` (test top-1 against FLOPs reduction, one curve per method).
+Every run is an ordinary run folder under the comparison's folder, made with the same common
+options (model, data, image size, epochs, learning rates, regulariser strengths), so that two rows
+differ only in the method. Work is not repeated:
+
+- the pruning methods and TransTailor of one seed all start (``--from-ft``) from that seed's FT run,
+  the table's FT row, instead of each training FT again;
+- a pruning run goes in ``--flops-step`` steps, so a smaller budget that is a whole number of steps
+  (20 % on the way to 30 %) is read from the larger run's iteration instead of being run again;
+- a run whose ``summary.json`` exists is not redone; a search or prune run cut off mid-way resumes
+  from its last complete iteration; a fine-tuning run cut off mid-way starts again.
+
+The comparison writes ``compare.md`` (the table), ``compare.json`` (every row's numbers) and
+``compare.png`` (test top-1 against FLOPs reduction, one curve per method).
 
 TransTailor runs here with ``tau`` off and ``--target-flops-reduction`` set to the budget, so that
 its sub-model is compared with the pruning baselines at the same FLOPs.
@@ -47,7 +54,7 @@ def run_label(method: str, budget: float | None) -> str:
 
 
 def plan_runs(cfg: CompareConfig) -> list[tuple[str, float | None, int]]:
-    """(method, budget or None, seed) for every run, in the order they are made."""
+    """(method, budget or None, seed) for every row of the table, in order."""
     out = []
     for method in cfg.method_list():
         budgets = cfg.budget_list() if method in PRUNING or method == "transtailor" else [None]
@@ -57,15 +64,39 @@ def plan_runs(cfg: CompareConfig) -> list[tuple[str, float | None, int]]:
     return out
 
 
-def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path) -> CommonConfig:
+def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[float | None, int | None]:
+    """Which run holds a row: (the run's budget, the iteration to read, or None for the run's result).
+
+    A pruning run goes in ``--flops-step`` steps, so a smaller budget that is a whole number of
+    steps is passed on the way to a larger one: that row is read from the larger run's iteration
+    instead of being run again (the steps before it are the same).
+    """
+    if budget is None:
+        return None, None
+    largest = max(cfg.budget_list())
+    k = round(budget / cfg.flops_step)
+    if budget < largest and k >= 1 and abs(k * cfg.flops_step - budget) < 1e-6 and cfg.flops_step < largest:
+        return largest, k
+    return budget, None
+
+
+def start_label(cfg: CompareConfig) -> str:
+    """The FT run every pruning method and TransTailor of a seed starts from (the FT row when epochs agree)."""
+    ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
+    return "ft" if ft_epochs == cfg.epochs else f"ft-{ft_epochs}ep"
+
+
+def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path,
+               start: Path | None = None) -> CommonConfig:
     common = {k: v for k, v in to_dict(cfg).items() if k in {f.name for f in dataclasses.fields(CommonConfig)}}
     common.update(seed=seed, out=str(out), preset=None)
-    iterative = dict(ft_epochs=cfg.ft_epochs, flops_step=min(cfg.flops_step, budget or 1.0),
-                     finetune_epochs=cfg.finetune_epochs)
-    if method == "ft":
-        return FinetuneConfig(**{**common, "regularizer": "none"}, mode="head")
+    if method in ("ft", "ft-start"):
+        epochs = cfg.epochs if method == "ft" or cfg.ft_epochs is None else cfg.ft_epochs
+        return FinetuneConfig(**{**common, "regularizer": "none", "epochs": epochs}, mode="head")
     if method in ("ft-full",) + REGULARIZED:
         return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
+    iterative = dict(ft_epochs=cfg.ft_epochs, flops_step=min(cfg.flops_step, budget or 1.0),
+                     finetune_epochs=cfg.finetune_epochs, from_ft=None if start is None else str(start))
     if method in PRUNING:
         return PruneConfig(**common, **iterative, method=method, flops_reduction=budget)
     assert budget is not None
@@ -80,18 +111,14 @@ def compare(cfg: CompareConfig) -> CompareResult:
     write_json(root / "compare_config.json", to_dict(cfg))
     rows = []
     for method, budget, seed in plan_runs(cfg):
-        out = root / f"{run_label(method, budget)}-s{seed}"
-        summary = out / "summary.json"
-        if not summary.is_file():
-            log.info("compare: %s, seed %d -> %s", run_label(method, budget), seed, out)
-            _make_run(cfg, method, budget, seed, out)
-        else:
-            log.info("compare: %s, seed %d already done", run_label(method, budget), seed)
-        s = read_json(summary)
-        rows.append({"method": method, "budget": budget, "seed": seed, "run": out.name,
-                     "flops_reduction": s.get("flops_reduction", 0.0), "params": s.get("params"),
-                     "macs": s.get("macs"), "val_top1": s.get("val_top1"), "test_top1": s["test_top1"],
-                     "wall_seconds": s.get("wall_seconds"), "curve": _curve(out)})
+        run_budget, iteration = source_of(cfg, method, budget)
+        out = root / f"{run_label(method, run_budget)}-s{seed}"
+        start = None
+        if method in PRUNING or method == "transtailor":
+            start = root / f"{start_label(cfg)}-s{seed}"
+            _ensure_run(cfg, "ft" if start_label(cfg) == "ft" else "ft-start", None, seed, start)
+        _ensure_run(cfg, method, run_budget, seed, out, start)
+        rows.append(_row(method, budget, seed, out, iteration))
     write_json(root / "compare.json", rows)
     table = comparison_table(rows, cfg)
     if is_main():
@@ -102,8 +129,13 @@ def compare(cfg: CompareConfig) -> CompareResult:
     return CompareResult(rows, table, root)
 
 
-def _make_run(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path) -> None:
-    run_cfg = run_config(cfg, method, budget, seed, out)
+def _ensure_run(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path,
+                start: Path | None = None) -> None:
+    """Make the run unless its ``summary.json`` says it is finished (resuming a cut-off pruning run)."""
+    if (out / "summary.json").is_file():
+        return
+    log.info("compare: %s, seed %d -> %s", run_label(method, budget), seed, out)
+    run_cfg = run_config(cfg, method, budget, seed, out, start)
     if isinstance(run_cfg, FinetuneConfig):
         if out.exists() and is_main():
             shutil.rmtree(out)  # cut off mid-way: fine-tuning starts again
@@ -113,16 +145,28 @@ def _make_run(cfg: CompareConfig, method: str, budget: float | None, seed: int, 
     if (out / "state.json").is_file():
         run_cfg = dataclasses.replace(run_cfg, resume=str(out))
     elif out.exists() and is_main():
-        shutil.rmtree(out)  # cut off during its first FT
+        shutil.rmtree(out)  # cut off before its first iteration was written
     barrier()
     (search if isinstance(run_cfg, SearchConfig) else prune)(run_cfg)
 
 
-def _curve(out: Path) -> list[tuple[float, float]]:
-    it_file = out / "iterations.json"
-    if not it_file.is_file():
-        return []
-    return [(r["flops_reduction"], r["test_top1"]) for r in read_json(it_file)]
+def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int | None) -> dict[str, Any]:
+    """One table row: a run's summary, or one iteration of a pruning run (a budget passed on the way)."""
+    s = read_json(out / "summary.json")
+    its = read_json(out / "iterations.json") if (out / "iterations.json").is_file() else []
+    if iteration is not None:
+        s = its[iteration]
+    if its:  # the method's own time: up to the row's iteration, without the FT it starts from
+        kept = its[: (iteration if iteration is not None else len(its) - 1) + 1]
+        s = {**s, "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in kept)}
+        curve = [(r["flops_reduction"], r["test_top1"]) for r in kept]
+    else:
+        curve = []
+    run = out.name if iteration is None else f"{out.name}/iter_{iteration:03d}"
+    return {"method": method, "budget": budget, "seed": seed, "run": run,
+            "flops_reduction": s.get("flops_reduction", 0.0), "params": s.get("params"), "macs": s.get("macs"),
+            "val_top1": s.get("val_top1"), "test_top1": s["test_top1"], "wall_seconds": s.get("wall_seconds"),
+            "curve": curve}
 
 
 def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
@@ -138,5 +182,7 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
     ] for label, rs in groups.items()]
     title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
              f"seeds {cfg.seeds}")
+    note = ("\n\nPruning methods and TransTailor start from the FT model of the same seed; their wall time "
+            "is their own, without that FT's." if any(r["budget"] is not None for r in rows) else "")
     return title + "\n\n" + markdown_table(["method", "seeds", "FLOPs red. %", "M params", "val top-1 %",
-                                            "test top-1 %", "wall s"], body)
+                                            "test top-1 %", "wall s"], body) + note

@@ -129,9 +129,14 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         run.reset_metrics()
         _seed_iteration(s, 0)
         t0 = time.perf_counter()
-        info = finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        if cfg.from_ft:  # prepare() has loaded it
+            info: dict[str, Any] = {}
+        else:
+            info = finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
         ft_seconds = time.perf_counter() - t0
         rec = {"iteration": 0, "phase": "ft", "seconds_finetune": ft_seconds}
+        if cfg.from_ft:
+            rec["from_ft"] = str(cfg.from_ft)
         rec.update(_evaluate_and_measure(s, None, info.get("val")))
         macs0 = rec["macs"]
         rec["best"] = True

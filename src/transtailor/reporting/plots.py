@@ -70,9 +70,13 @@ def draw_comparison_plot(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     groups: dict[str, list[dict]] = {}
+    largest: dict[str, float] = {}
     for r in rows:
-        label = r["method"] if r["budget"] is None else f"{r['method']} ({100 * r['budget']:.0f} %)"
-        groups.setdefault(label, []).append(r)
+        if r["budget"] is not None:
+            largest[r["method"]] = max(largest.get(r["method"], 0.0), r["budget"])
+    for r in rows:  # one curve per method: the runs to its largest budget pass the smaller ones
+        if r["budget"] is None or r["budget"] == largest[r["method"]]:
+            groups.setdefault(r["method"], []).append(r)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rs in groups.items():
         curves = [r["curve"] for r in rs if r["curve"]]
