@@ -3,9 +3,9 @@
     python benchmarks/search.py --datasets caltech101 cub10 --seeds 0 1 2 --image-size 112 --epochs 4
 
 Each (dataset, seed) search writes benchmarks/results/search<tag>/<data>-s<seed>/ and is skipped
-when its summary.json exists. ``--from-ft DIR`` starts each search from the FT model (iteration 0) of
-the same dataset and seed in DIR instead of training FT again, so that option variants (``--set``)
-are compared from the very same starting point:
+when its summary.json exists. ``--from-ft DIR`` starts each search (``--from-ft`` of the search) from
+the FT model (iteration 0) of the same dataset and seed in DIR instead of training FT again, so that
+option variants (``--set``) are compared from the very same starting point:
 
     python benchmarks/search.py --datasets caltech101 --seeds 0 1 2 --tag _distill \
         --from-ft benchmarks/results/search --set distill=previous
@@ -20,12 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import resource
-import shutil
 import statistics
 import sys
 from pathlib import Path
 
-import yaml
 
 import transtailor as tt
 from _common import RESULTS, benchmark_parser, markdown_table, mean_std, shared_dataset
@@ -65,8 +63,8 @@ def main() -> None:
                              cache=True, out=str(out), **options)
                 if ds in ft_per_ds:
                     flags["finetune_epochs"] = ft_per_ds[ds]
-                if args.from_ft is not None and not (out / "state.json").is_file():
-                    fork_from_ft(args.from_ft / out.name, out, options)
+                if args.from_ft is not None:
+                    flags["from_ft"] = str(args.from_ft / out.name / "iter_000" / "model.pt")
                 if (out / "state.json").is_file():
                     flags = {"resume": str(out)}
                 tt.search(tt.resolve(tt.SearchConfig, flags=flags))
@@ -107,26 +105,6 @@ def main() -> None:
             f"--cache, options {extra or 'default'}; command: {' '.join(sys.argv)}\n\n")
     (root / "table.md").write_text(head + table + "\n\nPer iteration:\n\n" + speed + "\n")
     print(head + table + "\n\n" + speed)
-
-
-def fork_from_ft(base: Path, out: Path, options: dict[str, str]) -> None:
-    """A run folder that holds only ``base``'s iteration 0 (its FT model), with ``options`` in its config."""
-    if not (base / "iter_000" / "model.pt").is_file():
-        sys.exit(f"--from-ft: {base} holds no FT model (iter_000/model.pt)")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    shutil.copytree(base / "iter_000", out / "iter_000")
-    config = yaml.safe_load((base / "config.yaml").read_text())
-    config.update(options, out=str(out), resume=None)
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    first = json.loads((base / "iterations.json").read_text())[0]
-    (out / "iterations.json").write_text(json.dumps([first], indent=2))
-    lines = [line for line in (base / "metrics.jsonl").read_text().splitlines()
-             if json.loads(line).get("iteration", 0) == 0]
-    (out / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
-    state = {"completed": 0, "best": 0, "best_val": first["val_top1"], "macs_original": first["macs"],
-             "stopped": None}
-    (out / "state.json").write_text(json.dumps(state, indent=2))
 
 
 if __name__ == "__main__":
