@@ -176,3 +176,20 @@ def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_f
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
         assert not (tmp_path / f"bad{i}").exists()  # checked before the run folder is made
+
+
+def test_l1_ranks_each_layer_against_itself_by_default(tiny_folder, tmp_path):
+    import statistics
+
+    def fractions(scope):
+        res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / str(scope)), method="l1",
+                                flops_reduction=0.2, scope=scope, **TINY))
+        rec = json.loads((res.run_dir / "iter_001" / "pruning.json").read_text())
+        return {k: v / (v + rec["remaining"][k]) for k, v in rec["removed"].items()}, rec["removed_channels"]
+
+    default, default_channels = fractions(None)
+    layer, layer_channels = fractions("layer")
+    glob, _ = fractions("global")
+    assert default_channels == layer_channels  # l1's default is the per-layer ranking of Li et al.
+    # a global ranking of raw weight norms hits some layers hard and spares others; per layer it is even
+    assert statistics.pstdev(default.values()) < statistics.pstdev(glob.values())

@@ -187,8 +187,9 @@ class PruneConfig(IterativeConfig):
     flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
     flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
                                       "(default: all at once)")
-    scope: str = option("global", "rank filters across all layers, or within each layer ('layer')",
-                        ("global", "layer"))
+    scope: str | None = option(None, "rank filters across all layers ('global'), or each against its own layer "
+                               "('layer'); default: layer for l1 and sfp, as their papers prune every layer by "
+                               "its own norms, global for the others", ("global", "layer"))
     flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: on for gbn only)")
     gate_lr: float = option(0.01, "gbn: learning rate of the gates in each tick (one epoch, weights frozen)")
     gate_l1: float = option(0.0, "gbn: L1 sparsity strength on the gates during the tick")
@@ -197,6 +198,10 @@ class PruneConfig(IterativeConfig):
         super().validate()
         if not 0.0 < self.flops_reduction < 1.0:
             raise ConfigError(f"--flops-reduction must be in (0, 1), got {self.flops_reduction}")
+
+    def ranking_scope(self) -> str:
+        """``--scope``, or the method's own default (per layer for l1 and sfp)."""
+        return self.scope or ("layer" if self.method in ("l1", "sfp") else "global")
 
 
 COMPARE_METHODS = ("ft", "ft-full", "l2", "l2sp", "delta", "l1", "taylor", "sfp", "gbn", "random", "transtailor")

@@ -48,7 +48,7 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
         scores = {k: v.cpu() for k, v in scores.items()}
     else:
         scores = random_scores(s.bundle.model, sites, cfg.seed * 1000 + it)
-    if cfg.scope == "layer":
+    if cfg.ranking_scope() == "layer":
         scores = per_layer(scores)
     return Scored(scores=scores, seconds={"seconds_score": time.perf_counter() - t})
 
@@ -60,7 +60,7 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
 
     def soft_prune(epoch: int) -> None:
         selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels,
-                                        cfg.max_layer_fraction)
+                                        cfg.max_layer_fraction, layer_scope=cfg.ranking_scope() == "layer")
         zero_channels(model, sites, selections[epoch])
 
     info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)

@@ -8,8 +8,8 @@ Each returns one score per output channel of every gate site (``scores[site.modu
   (Molchanov et al. 2019): TransTailor's β without training α.
 - ``random``: uniform random scores, the floor every criterion must clear.
 
-``scope='layer'`` divides each site's scores by their mean, so that the global ranking removes
-about the same fraction of every layer.
+``scope='layer'`` (the default of ``l1`` and ``sfp``) divides each site's scores by their mean, so
+that the global ranking removes about the same fraction of every layer.
 """
 
 from __future__ import annotations
