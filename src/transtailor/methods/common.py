@@ -6,7 +6,6 @@ input writes nothing.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import platform
@@ -24,7 +23,7 @@ from ..data.recipes import default_image_size
 from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, measure_latency, save_model
-from ..models.serialize import load_bundle
+from ..models.serialize import read_payload
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
 from ..runs import MODEL_FILE, RunDir
@@ -78,17 +77,22 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     return Setup(cfg, device, bundle, data, run, started)
 
 
+def require_classes(meta: dict[str, Any], classes: list[str], what: str) -> None:
+    """Raise :class:`ConfigError` unless a saved model's ``meta`` names exactly ``classes``, in order."""
+    theirs = list(meta.get("classes") or [])
+    if theirs != list(classes):
+        raise ConfigError(f"{what}: that model was trained on {len(theirs)} classes, not on this data's "
+                          f"{len(classes)} (the same names in the same order are needed)")
+
+
 def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name: str) -> None:
     """``--from-ft``: fill ``bundle``'s fresh model with a saved FT model of the same architecture and classes."""
     try:
-        saved = load_bundle(path, model=copy.deepcopy(bundle.model))
+        payload = read_payload(path)
     except ModelError as exc:
         raise ConfigError(f"--from-ft {path}: {exc}") from None
-    theirs_classes = list(saved.meta.get("classes") or [])
-    if theirs_classes != list(classes):
-        raise ConfigError(f"--from-ft {path}: that model was trained on {len(theirs_classes)} classes, not on this "
-                          f"data's {len(classes)} (the same names in the same order are needed)")
-    mine, theirs = bundle.model.state_dict(), saved.model.state_dict()
+    require_classes(payload["meta"], classes, f"--from-ft {path}")
+    mine, theirs = bundle.model.state_dict(), payload["state_dict"]
     odd = next((k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape), None)
     if odd is not None or len(mine) != len(theirs):
         raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head (differs at "

@@ -33,6 +33,7 @@ from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..runs import read_json, write_json
 from .finetune import finetune
+from .iterative import iterations_seconds
 from .prune import prune
 from .transtailor import search
 
@@ -80,19 +81,12 @@ def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[fl
     return budget, None
 
 
-def start_label(cfg: CompareConfig) -> str:
-    """The FT run every pruning method and TransTailor of a seed starts from (the FT row when epochs agree)."""
-    ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
-    return "ft" if ft_epochs == cfg.epochs else f"ft-{ft_epochs}ep"
-
-
 def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path,
                start: Path | None = None) -> CommonConfig:
     common = {k: v for k, v in to_dict(cfg).items() if k in {f.name for f in dataclasses.fields(CommonConfig)}}
     common.update(seed=seed, out=str(out), preset=None)
-    if method in ("ft", "ft-start"):
-        epochs = cfg.epochs if method == "ft" or cfg.ft_epochs is None else cfg.ft_epochs
-        return FinetuneConfig(**{**common, "regularizer": "none", "epochs": epochs}, mode="head")
+    if method == "ft":
+        return FinetuneConfig(**{**common, "regularizer": "none"}, mode="head")
     if method in ("ft-full",) + REGULARIZED:
         return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
     iterative = dict(ft_epochs=cfg.ft_epochs, flops_step=min(cfg.flops_step, budget or 1.0),
@@ -113,11 +107,9 @@ def compare(cfg: CompareConfig) -> CompareResult:
     for method, budget, seed in plan_runs(cfg):
         run_budget, iteration = source_of(cfg, method, budget)
         out = root / f"{run_label(method, run_budget)}-s{seed}"
-        start = None
-        if method in PRUNING or method == "transtailor":
-            start = root / f"{start_label(cfg)}-s{seed}"
-            _ensure_run(cfg, "ft" if start_label(cfg) == "ft" else "ft-start", None, seed, start)
-        _ensure_run(cfg, method, run_budget, seed, out, start)
+        start = _start_run(cfg, root, seed) if method in PRUNING or method == "transtailor" else None
+        _ensure_run(run_config(cfg, method, run_budget, seed, out, start),
+                    f"{run_label(method, run_budget)}, seed {seed}")
         rows.append(_row(method, budget, seed, out, iteration))
     write_json(root / "compare.json", rows)
     table = comparison_table(rows, cfg)
@@ -129,13 +121,20 @@ def compare(cfg: CompareConfig) -> CompareResult:
     return CompareResult(rows, table, root)
 
 
-def _ensure_run(cfg: CompareConfig, method: str, budget: float | None, seed: int, out: Path,
-                start: Path | None = None) -> None:
+def _start_run(cfg: CompareConfig, root: Path, seed: int) -> Path:
+    """The FT run a seed's pruning methods start from: the FT row itself unless ``--ft-epochs`` differs."""
+    epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
+    out = root / (f"ft-s{seed}" if epochs == cfg.epochs else f"ft-{epochs}ep-s{seed}")
+    _ensure_run(dataclasses.replace(run_config(cfg, "ft", None, seed, out), epochs=epochs), f"FT start, seed {seed}")
+    return out
+
+
+def _ensure_run(run_cfg: CommonConfig, label: str) -> None:
     """Make the run unless its ``summary.json`` says it is finished (resuming a cut-off pruning run)."""
+    out = Path(run_cfg.out)
     if (out / "summary.json").is_file():
         return
-    log.info("compare: %s, seed %d -> %s", run_label(method, budget), seed, out)
-    run_cfg = run_config(cfg, method, budget, seed, out, start)
+    log.info("compare: %s -> %s", label, out)
     if isinstance(run_cfg, FinetuneConfig):
         if out.exists() and is_main():
             shutil.rmtree(out)  # cut off mid-way: fine-tuning starts again
@@ -157,8 +156,8 @@ def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int
     if iteration is not None:
         s = its[iteration]
     if its:  # the method's own time: up to the row's iteration, without the FT it starts from
-        kept = its[: (iteration if iteration is not None else len(its) - 1) + 1]
-        s = {**s, "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in kept)}
+        kept = its if iteration is None else its[: iteration + 1]
+        s = {**s, "wall_seconds": iterations_seconds(kept)}
         curve = [(r["flops_reduction"], r["test_top1"]) for r in kept]
     else:
         curve = []

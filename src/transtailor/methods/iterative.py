@@ -37,7 +37,7 @@ from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
 from ..training.distill import Distiller
-from .common import Setup, final_scores, measure, prepare, run_facts
+from .common import Setup, final_scores, measure, prepare, require_classes, run_facts
 from .finetune import finetune_phase
 
 log = logging.getLogger("transtailor")
@@ -129,14 +129,10 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         run.reset_metrics()
         _seed_iteration(s, 0)
         t0 = time.perf_counter()
-        if cfg.from_ft:  # prepare() has loaded it
-            info: dict[str, Any] = {}
-        else:
-            info = finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
-        ft_seconds = time.perf_counter() - t0
-        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": ft_seconds}
-        if cfg.from_ft:
-            rec["from_ft"] = str(cfg.from_ft)
+        # with --from-ft, prepare() has loaded the FT model
+        info = {} if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": time.perf_counter() - t0,
+               **({"from_ft": str(cfg.from_ft)} if cfg.from_ft else {})}
         rec.update(_evaluate_and_measure(s, None, info.get("val")))
         macs0 = rec["macs"]
         rec["best"] = True
@@ -186,7 +182,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         "macs_original": macs0,
         **{k: v for k, v in best_rec.items() if k not in ("iteration", "phase", "best")},
         **run_facts(s),
-        "wall_seconds": sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations),
+        "wall_seconds": iterations_seconds(iterations),
     }
     run.write_summary(summary)
     if is_main():
@@ -197,6 +193,11 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
              best_rec["test_top1"], 100 * best_rec["flops_reduction"], state["stopped"], best_dir)
     best.model.to(s.device)
     return SearchResult(best, summary, iterations, run.path)
+
+
+def iterations_seconds(iterations: list[dict[str, Any]]) -> float:
+    """Wall time of the given iterations' phases (FT for iteration 0)."""
+    return sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations)
 
 
 def step_target(macs_now: int, macs0: int, step: float, target_reduction: float | None) -> int:
@@ -258,10 +259,7 @@ def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
         teacher = previous
     else:
         saved = load_bundle(cfg.distill)
-        classes = list(saved.meta.get("classes") or [])
-        if classes != list(s.data.classes):
-            raise ConfigError(f"--distill {cfg.distill}: that model was trained on {len(classes)} classes, not "
-                              f"on this data's {len(s.data.classes)} (the same names in the same order are needed)")
+        require_classes(saved.meta, s.data.classes, f"--distill {cfg.distill}")
         teacher = saved.model.to(s.device)
     return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
 

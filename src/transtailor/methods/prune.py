@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 
+import torch
 import torch.nn as nn
 
 from ..config import PruneConfig
@@ -26,7 +27,7 @@ from ..pruning import GateSite
 from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_scores
 from ..pruning.gates import fold_gates
 from ..pruning.pruner import PruneRecord, remove_channels
-from ..pruning.soft import soft_select, zero_channels
+from ..pruning.soft import l2_scores, soft_select, zero_channels
 from .finetune import finetune_phase
 from ..pruning.importance import train_alpha
 from .common import Setup
@@ -48,9 +49,12 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
         scores = {k: v.cpu() for k, v in scores.items()}
     else:
         scores = random_scores(s.bundle.model, sites, cfg.seed * 1000 + it)
-    if cfg.ranking_scope() == "layer":
-        scores = per_layer(scores)
-    return Scored(scores=scores, seconds={"seconds_score": time.perf_counter() - t})
+    return Scored(scores=_scoped(cfg, scores), seconds={"seconds_score": time.perf_counter() - t})
+
+
+def _scoped(cfg: PruneConfig, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The scores as ``--scope`` ranks them: per layer (divided by each layer's mean) or as they are."""
+    return per_layer(scores) if cfg.ranking_scope() == "layer" else scores
 
 
 def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: int) -> tuple[PruneRecord, dict]:
@@ -60,7 +64,7 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
 
     def soft_prune(epoch: int) -> None:
         selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels,
-                                        cfg.max_layer_fraction, layer_scope=cfg.ranking_scope() == "layer")
+                                        cfg.max_layer_fraction, scores=_scoped(cfg, l2_scores(model, sites)))
         zero_channels(model, sites, selections[epoch])
 
     info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)

@@ -40,8 +40,8 @@ def save_model(path: str | Path, bundle: ModelBundle, meta: dict[str, Any] | Non
     return atomic_write(path, lambda fh: torch.save(payload, fh), binary=True)
 
 
-def load_bundle(path: str | Path, model: nn.Module | None = None, map_location: str = "cpu") -> ModelBundle:
-    """Load a saved model with its spec and metadata. ``path`` may be a file or a run folder."""
+def read_payload(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """The checked contents of a model file (spec, state_dict, meta, ...). ``path`` may be a run folder."""
     p = resolve_model_path(path)
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
@@ -57,12 +57,19 @@ def load_bundle(path: str | Path, model: nn.Module | None = None, map_location: 
         raise ModelError(f"{p} is not a TransTailor model file (save one with transtailor.save_model)")
     if payload.get("version", 0) > VERSION:
         raise ModelError(f"{p} was written by a newer TransTailor (format {payload['version']}); upgrade to read it")
+    payload["path"] = str(p)
+    return payload
+
+
+def load_bundle(path: str | Path, model: nn.Module | None = None, map_location: str = "cpu") -> ModelBundle:
+    """Load a saved model with its spec and metadata. ``path`` may be a file or a run folder."""
+    payload = read_payload(path, map_location)
     spec = payload["spec"]
     if model is None:
         model = build_architecture(spec)
     state = payload["state_dict"]
     fit_shapes(model, state)
-    load_checked(model, state, source=str(p))
+    load_checked(model, state, source=payload["path"])
     model.eval()
     return ModelBundle(model, spec, tuple(payload["mean"]), tuple(payload["std"]), payload["head"], payload["meta"])
 

@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 
 from .gates import GateSite
-from .criteria import per_layer
 from .pruner import prune_to_macs
 
 
@@ -30,14 +29,13 @@ def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor
 
 
 def soft_select(model: nn.Module, sites: list[GateSite], target_macs: int, image_size: int, head: str,
-                min_channels: int = 1, max_fraction: float = 1.0, layer_scope: bool = False) -> dict[str, torch.Tensor]:
-    """Channels (``True``) the L2 ranking would remove to reach ``target_macs``; the model is untouched.
+                min_channels: int = 1, max_fraction: float = 1.0,
+                scores: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Channels (``True``) the ranking would remove to reach ``target_macs``; the model is untouched.
 
-    ``layer_scope`` ranks each filter against its own layer (norms divided by the layer's mean).
+    ``scores`` default to the filters' L2 norms (:func:`l2_scores`).
     """
-    scores = l2_scores(model, sites)
-    if layer_scope:
-        scores = per_layer(scores)
+    scores = l2_scores(model, sites) if scores is None else scores
     record, _ = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
                               min_channels=min_channels, max_fraction=max_fraction)
     masks = {k: torch.zeros(len(v), dtype=torch.bool) for k, v in scores.items()}
