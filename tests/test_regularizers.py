@@ -85,6 +85,66 @@ def test_channel_attention_is_a_distribution_that_follows_the_loss():
     assert a.argmax().item() == 4 and a[4] > 5 * a[torch.arange(6) != 4].max()
 
 
+def _attention_reference(model, layer, x, y):
+    """DELTA's loss increase per zeroed channel, the plain way: one full pass per channel."""
+    model.eval()
+    with torch.no_grad():
+        base = torch.nn.functional.cross_entropy(model(x), y)
+        module, rises = model.get_submodule(layer), []
+        for c in range(_width(model, module, x)):
+            h = module.register_forward_hook(lambda m, i, o, c=c: o.index_fill(1, torch.tensor([c]), 0))
+            rises.append(torch.nn.functional.cross_entropy(model(x), y) - base)
+            h.remove()
+    r = torch.stack(rises)
+    return torch.softmax((r - r.mean()) / r.std(), 0)
+
+
+def _width(model, module, x):
+    w = []
+    h = module.register_forward_hook(lambda m, i, o: w.append(o.shape[1]))
+    model(x[:1])
+    h.remove()
+    return w[0]
+
+
+def test_channel_attention_batched_over_channels_matches_one_pass_per_channel(caplog):
+    """Inside residual blocks (the identity comes from before the layer), 5 copies per pass."""
+    caplog.set_level("INFO", logger="transtailor")
+    b = _bundle()
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2])
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    layers = ["layer1.0.bn2", "layer3.1.bn1"]
+    got = channel_attention(b.model, layers, loader, torch.device("cpu"), images=6, elements=5 * 64 * 8 * 8)
+    for layer in layers:
+        want = _attention_reference(b.model, layer, x, y)
+        assert torch.allclose(got[layer], want, atol=1e-5), layer
+    assert "one pass per channel" not in caplog.text  # the batched path did it
+
+
+class _Concat(torch.nn.Module):
+    """Concatenates a tensor from before the scored layer: copies cannot be batched after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        a = self.a(x)
+        return self.fc(torch.cat([a, self.b(a)], 1).mean((2, 3)))
+
+
+def test_channel_attention_falls_back_to_one_pass_per_channel_where_copies_cannot_be_batched(caplog):
+    caplog.set_level("INFO", logger="transtailor")
+    torch.manual_seed(0)
+    model = _Concat()
+    x, y = torch.randn(5, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    got = channel_attention(model, ["b"], DataLoader(TensorDataset(x, y), batch_size=5), torch.device("cpu"),
+                            images=5)["b"]
+    assert torch.allclose(got, _attention_reference(model, "b", x, y), atol=1e-5)
+    assert "delta attention b: one pass per channel" in caplog.text
+
+
 @pytest.mark.parametrize("name", ["l2", "l2sp", "delta"])
 def test_finetune_full_with_each_regularizer(name, tiny_folder, tmp_path):
     res = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / name), mode="full", regularizer=name,

@@ -146,8 +146,16 @@ def stage_outputs(model: nn.Module, modules: list[str], image_size: int) -> list
 
 @torch.no_grad()
 def channel_attention(model: nn.Module, layers: list[str], loader: DataLoader, device: torch.device,
-                      images: int = 64) -> dict[str, torch.Tensor]:
-    """DELTA's supervised attention: softmax of the standardised loss increase per zeroed channel."""
+                      images: int = 64, elements: int = 1 << 22) -> dict[str, torch.Tensor]:
+    """DELTA's supervised attention: softmax of the standardised loss increase per zeroed channel.
+
+    The loss with channel c of a layer zeroed is measured one image at a time, every channel at
+    once: the layer's output is repeated into copies, each with one channel zeroed (as many copies
+    per pass as fit in ``elements`` values, at most 256), so the network before the layer runs
+    once per image instead of once per channel (tensors from before the layer, such as a residual
+    input, broadcast over the copies). Where the network cannot take that (it concatenates such a
+    tensor), each channel gets its own pass. Both give the same numbers.
+    """
     xs, ys, n = [], [], 0
     for x, y in loader:
         xs.append(x)
@@ -163,20 +171,67 @@ def channel_attention(model: nn.Module, layers: list[str], loader: DataLoader, d
         base = F.cross_entropy(model(x), y)
         for name in layers:
             module = model.get_submodule(name)
-            shape: list[int] = []
-            h = module.register_forward_hook(lambda m, i, o: shape.append(o.shape[1]))
-            model(x[:1])
-            h.remove()
-            rises = torch.zeros(shape[0])
-            for c in progress(range(shape[0]), desc=f"delta attention {name}"):
-                h = module.register_forward_hook(lambda m, i, o, c=c: o.index_fill(1, torch.tensor([c], device=o.device), 0))
-                rises[c] = F.cross_entropy(model(x), y) - base
-                h.remove()
+            try:
+                losses = _zeroed_losses_per_image(model, module, x, y, elements, name)
+            except RuntimeError as e:
+                log.info("delta attention %s: one pass per channel (%s)", name, str(e).splitlines()[0])
+                losses = _zeroed_losses_per_channel(model, module, x, y, name)
+            rises = losses - base.cpu()
             z = (rises - rises.mean()) / rises.std().clamp_min(1e-12)
             out[name] = torch.softmax(z, 0)
     finally:
         model.train(was_training)
     return broadcast_tensors(out)  # each rank saw other images: all use rank 0's attention
+
+
+def _output_shape(model: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Size:
+    """The shape of ``module``'s output for one image."""
+    shape: list[torch.Size] = []
+    h = module.register_forward_hook(lambda m, i, o: shape.append(o.shape))
+    try:
+        model(x[:1])
+    finally:
+        h.remove()
+    return shape[0]
+
+
+def _zeroed_losses_per_image(model: nn.Module, module: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                             elements: int, name: str) -> torch.Tensor:
+    """Mean loss over ``x`` with each channel of ``module``'s output zeroed, the channels batched."""
+    shape = _output_shape(model, module, x)
+    total = torch.zeros(shape[1], dtype=torch.float64)
+    copies = max(1, min(256, elements // shape.numel()))  # big batches of big maps run slower
+    chunks = [torch.arange(s, min(s + copies, len(total))) for s in range(0, len(total), copies)]
+
+    def repeat_and_zero(m: nn.Module, i: tuple, o: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+        o = o.repeat(len(cs), *[1] * (o.dim() - 1))  # one image in, one copy per channel out
+        o[torch.arange(len(cs)), cs.to(o.device)] = 0
+        return o
+
+    for j in progress(range(len(x)), desc=f"delta attention {name}"):
+        for cs in chunks:
+            h = module.register_forward_hook(lambda m, i, o, cs=cs: repeat_and_zero(m, i, o, cs))
+            try:
+                logits = model(x[j:j + 1])
+            finally:
+                h.remove()
+            if logits.shape[0] != len(cs):
+                raise RuntimeError(f"the output has {logits.shape[0]} rows for {len(cs)} copies")
+            total[cs] += F.cross_entropy(logits, y[j].expand(len(cs)), reduction="none").double().cpu()
+    return (total / len(x)).float()
+
+
+def _zeroed_losses_per_channel(model: nn.Module, module: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                               name: str) -> torch.Tensor:
+    """Mean loss over ``x`` with each channel of ``module``'s output zeroed, one pass per channel."""
+    losses = torch.zeros(_output_shape(model, module, x)[1])
+    for c in progress(range(len(losses)), desc=f"delta attention {name}"):
+        h = module.register_forward_hook(lambda m, i, o, c=c: o.index_fill(1, torch.tensor([c], device=o.device), 0))
+        try:
+            losses[c] = F.cross_entropy(model(x), y)
+        finally:
+            h.remove()
+    return losses
 
 
 def make_regularizer(name: str, model: nn.Module, head: str, *, alpha: float | None = None,
