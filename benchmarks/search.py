@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--from-ft", type=Path, default=None, metavar="DIR",
                     help="start from the FT model of DIR/<data>-s<seed> (see above)")
+    ap.add_argument("--ft-rows", nargs="+", default=["finetune"], metavar="NAME",
+                    help="folders under benchmarks/results whose <data>-head|full-s<seed> runs give the FT and "
+                         "FT-Full rows, e.g. finetune finetune_8ep (a run with other epochs)")
     ap.add_argument("--table-only", action="store_true", help="make no run: tabulate the finished ones")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search options")
     args = ap.parse_args()
@@ -77,10 +80,16 @@ def main() -> None:
                 speed_rows.append([f"{ds} s{seed}", str(it["iteration"]), f"{100 * it['flops_reduction']:.1f}",
                                    f"{it['params'] / 1e6:.2f}", f"{it['val_top1']:.2f}", f"{it['test_top1']:.2f}",
                                    "" if it["iteration"] == 0 else ("yes" if it.get("best") else "no (tau)")])
-        for mode, name in (("head", "FT"), ("full", "FT-Full")):
-            ft = [RESULTS / "finetune" / f"{ds}-{mode}-s{s}" / "summary.json" for s in args.seeds]
-            ft = [json.loads(p.read_text()) for p in ft if p.is_file()]
-            if ft:
+        for folder in args.ft_rows:
+            for mode, name in (("head", "FT"), ("full", "FT-Full")):
+                runs = [RESULTS / folder / f"{ds}-{mode}-s{s}" for s in args.seeds]
+                runs = [r for r in runs if (r / "summary.json").is_file()]
+                if not runs:
+                    continue
+                ft = [json.loads((r / "summary.json").read_text()) for r in runs]
+                if folder != "finetune":
+                    epochs_run = tt.runs.RunDir(runs[0]).read_config().get("epochs", "?")
+                    name += f" ({folder}, {epochs_run} epochs)"
                 rows.append([ds, name, str(len(ft)), mean_std([r["val_top1"] for r in ft]),
                              mean_std([r["test_top1"] for r in ft]), "0.0",
                              f"{statistics.mean(r['params'] for r in ft) / 1e6:.2f}", "-"])
