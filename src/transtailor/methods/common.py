@@ -24,6 +24,7 @@ from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, measure_latency, save_model
 from ..models.serialize import read_payload
+from ..models.weights import load_checked
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
 from ..runs import MODEL_FILE, RunDir
@@ -92,12 +93,11 @@ def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name
     except ModelError as exc:
         raise ConfigError(f"--from-ft {path}: {exc}") from None
     require_classes(payload["meta"], classes, f"--from-ft {path}")
-    mine, theirs = bundle.model.state_dict(), payload["state_dict"]
-    odd = next((k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape), None)
-    if odd is not None or len(mine) != len(theirs):
-        raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head (differs at "
-                          f"{odd or 'the number of tensors'}); start from a 'finetune --mode head' run of it")
-    bundle.model.load_state_dict(theirs)
+    try:
+        load_checked(bundle.model, payload["state_dict"], source="it")
+    except ModelError as exc:
+        raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head ({exc}); start from a "
+                          "'finetune --mode head' run of it") from None
     log.info("starting from the FT model in %s", path)
 
 

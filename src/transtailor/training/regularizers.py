@@ -20,6 +20,7 @@ switched off: the regulariser replaces it.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 
 import torch
@@ -203,14 +204,14 @@ def _zeroed_losses_per_image(model: nn.Module, module: nn.Module, x: torch.Tenso
     copies = max(1, min(256, elements // shape.numel()))  # big batches of big maps run slower
     chunks = [torch.arange(s, min(s + copies, len(total))) for s in range(0, len(total), copies)]
 
-    def repeat_and_zero(m: nn.Module, i: tuple, o: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    def repeat_and_zero(cs: torch.Tensor, m: nn.Module, i: tuple, o: torch.Tensor) -> torch.Tensor:
         o = o.repeat(len(cs), *[1] * (o.dim() - 1))  # one image in, one copy per channel out
         o[torch.arange(len(cs)), cs.to(o.device)] = 0
         return o
 
     for j in progress(range(len(x)), desc=f"delta attention {name}"):
         for cs in chunks:
-            h = module.register_forward_hook(lambda m, i, o, cs=cs: repeat_and_zero(m, i, o, cs))
+            h = module.register_forward_hook(functools.partial(repeat_and_zero, cs))
             try:
                 logits = model(x[j:j + 1])
             finally:
