@@ -178,6 +178,32 @@ def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_f
         assert not (tmp_path / f"bad{i}").exists()  # checked before the run folder is made
 
 
+def test_resume_and_from_ft_do_not_read_the_pretrained_weights(tiny_folder, tmp_path):
+    """The FT model or the run's own checkpoint replaces them, so a weights file gone since is not missed."""
+    import torchvision
+
+    from transtailor.config import FinetuneConfig
+    from transtailor.errors import ModelError
+    from transtailor.methods import finetune
+
+    weights = tmp_path / "w.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    tiny = {**TINY, "weights": str(weights)}
+    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **tiny))
+    done = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
+                             **tiny))
+    weights.unlink()
+    with pytest.raises(ModelError, match="no such file"):  # a fresh run does need them
+        prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "fresh"), method="l1", flops_reduction=0.2,
+                          **tiny))
+    res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "f"), method="l1", flops_reduction=0.2,
+                            from_ft=str(tmp_path / "ft"), **tiny))
+    assert res.iterations[0]["test_top1"] == ft.summary["test_top1"]
+    resumed = prune(PruneConfig(resume=str(tmp_path / "p")))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(resumed.model(x), done.model(x), rtol=0, atol=0)
+
+
 def test_l1_ranks_each_layer_against_itself_by_default(tiny_folder, tmp_path):
     import statistics
 

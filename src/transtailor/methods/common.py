@@ -43,8 +43,14 @@ class Setup:
     started: float
 
 
-def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, overwrite: bool = False) -> Setup:
-    """Seed, pick the device, build the model with a target head and the data, then open the run folder."""
+def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, overwrite: bool = False,
+            restoring: bool = False) -> Setup:
+    """Seed, pick the device, build the model with a target head and the data, then open the run folder.
+
+    The pretrained weights are only read when they are used: with ``--from-ft`` the FT model replaces
+    them, and with ``restoring`` (a resumed run with a saved iteration) the run's own checkpoint does,
+    so neither needs them on disk or a download.
+    """
     started = time.perf_counter()
     cfg.validate()
     if cfg.image_size is None:
@@ -55,7 +61,12 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     set_threads(cfg.threads)
     device = init_from_env(resolve_device(cfg.device))
     seed_everything(cfg.seed)
-    bundle = wrap_module(model) if model is not None else create_model(cfg.model, None, cfg.weights)
+    from_ft = None if restoring else getattr(cfg, "from_ft", None)
+    if model is not None:
+        bundle = wrap_module(model)
+    else:
+        bundle = create_model(cfg.model, None, "none" if restoring or from_ft else cfg.weights)
+        bundle.meta["weights"] = cfg.weights
     data = build_data(
         cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
         batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
@@ -68,8 +79,8 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     bundle.model.to(device)
     if device.type == "cuda":
         bundle.model.to(memory_format=torch.channels_last)
-    if getattr(cfg, "from_ft", None) and not getattr(cfg, "resume", None):
-        load_ft_model(bundle, data.classes, cfg.from_ft, cfg.model)
+    if from_ft:
+        load_ft_model(bundle, data.classes, from_ft, cfg.model)
     barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
     run.write_config({"command": command, **to_dict(cfg), "out": str(out)})

@@ -114,9 +114,11 @@ def _evaluate_and_measure(s: Setup, macs0: int | None, val: dict[str, float] | N
 def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[IterativeConfig], Plan],
                   model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
+    restoring = False
     if cfg.resume:
         cfg = _resume_config(type(cfg), cfg)
-    s = prepare(cfg, command, model, overwrite=bool(cfg.resume))
+        restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else cut off in FT: it starts over
+    s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring)
     cfg = s.cfg  # with the resolved image size
     plan = make_plan(cfg)
     run = s.run
