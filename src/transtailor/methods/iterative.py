@@ -117,14 +117,14 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     restoring = False
     if cfg.resume:
         cfg = _resume_config(type(cfg), cfg)
-        restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else cut off in FT: it starts over
+        restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else killed during FT: it starts over
     s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring)
     cfg = s.cfg  # with the resolved image size
     plan = make_plan(cfg)
     run = s.run
     ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
-    state = _load_state(run) if cfg.resume else None
+    state = _load_state(run) if restoring else None
     if state is not None:
         _restore_model(s, state["completed"])
     else:
@@ -301,11 +301,9 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
         raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
 
 
-def _load_state(run: RunDir) -> dict[str, Any] | None:
-    state_file = run.file(STATE_FILE)
-    if not state_file.is_file():
-        return None  # killed during FT: start over
-    state = read_json(state_file)
+def _load_state(run: RunDir) -> dict[str, Any]:
+    """The saved state of a resumed run, with any iteration after its last complete one cleared away."""
+    state = read_json(run.file(STATE_FILE))
     done = state["completed"]
     for stale in run.path.glob("iter_*"):  # an iteration that did not complete
         if int(stale.name.split("_")[1]) > done and is_main():
