@@ -10,16 +10,17 @@ from transtailor.config import PruneConfig
 from transtailor.methods import prune
 from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
-from transtailor.pruning.criteria import l1_scores, per_layer
+from transtailor.pruning.criteria import l1_scores, per_layer, taylor_scores
 
 TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
             threads=1)
 
 
-@pytest.mark.parametrize("method", ["l1", "taylor", "gbn", "sfp", "random"])
-def test_each_criterion_meets_the_budget(method, tiny_folder, tmp_path):
+@pytest.mark.parametrize("method, extra", [("l1", {}), ("taylor", {}), ("taylor", {"taylor_on": "weight"}),
+                                           ("gbn", {}), ("sfp", {}), ("random", {})])
+def test_each_criterion_meets_the_budget(method, extra, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
-                            **TINY))
+                            **extra, **TINY))
     assert res.summary["method"] == method and res.summary["iterations"] == 1
     assert 0.18 <= res.summary["flops_reduction"] <= 0.22
     assert res.summary["stopped"] == "target_flops_reduction"
@@ -126,6 +127,33 @@ def test_sfp_zeroes_softly_then_removes_exactly_those_filters():
     for s in sites:  # exactly the zeroed filters went, no more
         assert record.removed[s.conv] == int(masks[s.module].sum()), s.conv
     torch.testing.assert_close(b.model.layer2[0].conv1.weight, survivors)
+
+
+def test_taylor_on_weights_sums_grad_times_weight_per_filter_and_squares_per_batch():
+    torch.manual_seed(0)
+    b = create_model("resnet18", num_classes=3, weights="none")
+    conv, bn = b.model.layer1[0].conv1, b.model.layer1[0].bn1
+    torch.nn.init.normal_(bn.weight)
+    torch.nn.init.normal_(bn.bias)
+    sites = find_gate_sites(b.model, 32, exclude=("fc",))
+    batches = [(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])) for _ in range(2)]
+    b.model.fc.weight.requires_grad_(False)
+    b.model.train()
+    before = {k: v.clone() for k, v in b.model.state_dict().items()}
+
+    scores = taylor_scores(b.model, sites, batches, torch.device("cpu"), on="weight")
+
+    assert b.model.training and not b.model.fc.weight.requires_grad and conv.weight.requires_grad
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in before.items())
+    expected = torch.zeros(conv.out_channels)
+    b.model.eval()
+    for x, y in batches:  # the square of each batch's filter sum, summed over batches
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(b.model(x), y),
+                                    [conv.weight, bn.weight, bn.bias])
+        expected += ((grads[0] * conv.weight).sum(dim=(1, 2, 3)) + grads[1] * bn.weight
+                     + grads[2] * bn.bias).detach().pow(2)
+    torch.testing.assert_close(scores["layer1.0.bn1"], expected)
+    assert set(scores) == {s.module for s in sites}
 
 
 def test_l1_scores_are_filter_norms():

@@ -181,7 +181,7 @@ class PruneConfig(IterativeConfig):
     """``transtailor prune``: a pruning baseline to a FLOPs budget, from the same FT model as the search."""
 
     method: str = option("l1", "filter criterion: l1 (weight norm), taylor (first-order Taylor of the output, "
-                         "TransTailor without alpha), gbn (Gate Decorator: gates trained for an epoch, Taylor "
+                         "TransTailor without alpha; --taylor-on weight scores the weights), gbn (Gate Decorator: gates trained for an epoch, Taylor "
                          "score of the gates, FLOPs-aware ranking), sfp (soft filter pruning: weakest L2 filters zeroed after every epoch, "
                          "removed at the end), random", ("l1", "taylor", "gbn", "sfp", "random"))
     flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
@@ -191,6 +191,8 @@ class PruneConfig(IterativeConfig):
                                "('layer'); default: layer for l1 and sfp, as their papers prune every layer by "
                                "its own norms, global for the others", ("global", "layer"))
     flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: on for gbn only)")
+    taylor_on: str = option("output", "taylor: score each filter's output (Molchanov et al. 2017) or its weights, "
+                            "conv filter and BatchNorm scale and shift (Molchanov et al. 2019)", ("output", "weight"))
     gate_lr: float = option(0.01, "gbn: learning rate of the gates in each tick (one epoch, weights frozen)")
     gate_l1: float = option(0.0, "gbn: L1 sparsity strength on the gates during the tick")
 

@@ -40,7 +40,7 @@ def criterion_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
     if cfg.method == "l1":
         scores = l1_scores(s.bundle.model, sites)
     elif cfg.method == "taylor":
-        scores = taylor_scores(s.bundle.model, sites, s.data.train_loader, s.device)
+        scores = taylor_scores(s.bundle.model, sites, s.data.train_loader, s.device, cfg.taylor_on)
     elif cfg.method == "gbn":
         scores = {}
         gates = train_alpha(s.bundle.model, sites, s.data.train_loader, s.device, lr=cfg.gate_lr, l1=cfg.gate_l1,
