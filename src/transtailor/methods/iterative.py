@@ -218,7 +218,7 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
     if plan.trainer is not None:  # the method prunes while it trains (SFP)
         t = time.perf_counter()
         record, info = plan.trainer(s, it, sites, target, ift_epochs)
-        info.pop("val", None)  # scored before the filters were removed
+        reuse_val = False  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
         scored = Scored(scores={})
     else:
@@ -235,14 +235,13 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
                                      plan.importance_ft if scored.importance is not None else "none")
         info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
                               criterion=_distiller(s, teacher))
-        if attached.gates is not None:  # folding changes the arithmetic: score the folded model anew
-            info.pop("val", None)
+        reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
         attached.finish(model)
         times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     val = info.pop("val", None)
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
-    rec.update(_evaluate_and_measure(s, macs0, val))
+    rec.update(_evaluate_and_measure(s, macs0, val if reuse_val else None))
     times["seconds_eval"] = time.perf_counter() - t
     rec.update(times)
     rec["seconds_total"] = sum(times.values())
