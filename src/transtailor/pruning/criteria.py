@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..distributed import average_, broadcast_tensors
-from ..progress import progress
-from ..training.loop import autocast_for
+from ..distributed import broadcast_tensors
 from .gates import Gates, GateSite, site_channels
-from .importance import compute_beta
+from .importance import batch_gradients, compute_beta
 
 CRITERIA = ("l1", "taylor", "random")
 TAYLOR_ON = ("output", "weight")
@@ -61,27 +58,11 @@ def taylor_weight_scores(model: nn.Module, sites: list[GateSite], loader: DataLo
     """Σ_batches (Σ_{w ∈ filter} ∂L/∂w · w)² per filter, in eval mode, weights unchanged."""
     params = {s.module: filter_parameters(model, s) for s in sites}
     flat = [p for ps in params.values() for p in ps]
-    state = {p: p.requires_grad for p in model.parameters()}
-    was_training = model.training
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in flat:
-        p.requires_grad_(True)
-    model.eval()
     scores = {k: torch.zeros(ps[0].shape[0], device=device) for k, ps in params.items()}
-    try:
-        for x, y in progress(loader, desc="taylor"):
-            x, y = x.to(device), y.to(device)
-            with autocast_for(device):
-                loss = F.cross_entropy(model(x), y)
-            grads = average_([g.float() for g in torch.autograd.grad(loss, flat)])
-            terms = {p: (g * p.detach().float()).reshape(p.shape[0], -1).sum(1) for p, g in zip(flat, grads)}
-            for k, ps in params.items():
-                scores[k] += sum(terms[p] for p in ps).pow(2)
-    finally:
-        for p, flag in state.items():
-            p.requires_grad_(flag)
-        model.train(was_training)
+    for grads in batch_gradients(model, flat, loader, device, "taylor"):
+        terms = {p: (g * p.detach().float()).reshape(p.shape[0], -1).sum(1) for p, g in zip(flat, grads)}
+        for k, ps in params.items():
+            scores[k] += sum(terms[p] for p in ps).pow(2)
     broadcast_tensors(scores)
     return {k: v.cpu() for k, v in scores.items()}
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -108,6 +108,34 @@ def compute_beta(
     return accumulate_beta(model, gates, loader, device, (mode,))[mode]
 
 
+def batch_gradients(
+    model: nn.Module,
+    tensors: list[torch.Tensor],
+    loader: DataLoader,
+    device: torch.device,
+    desc: str,
+) -> Iterator[list[torch.Tensor]]:
+    """∂L_b/∂t for each of ``tensors``, one list per batch of ``loader`` (averaged over the ranks, float).
+
+    The model runs in eval mode (no dropout noise) with every weight frozen except ``tensors``; its
+    mode and ``requires_grad`` flags are restored afterwards. Nothing is updated.
+    """
+    frozen = _frozen(model)
+    for t in tensors:
+        t.requires_grad_(True)
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in progress(loader, desc=desc):
+            x, y = x.to(device), y.to(device)
+            with autocast_for(device):
+                loss = F.cross_entropy(model(x), y)
+            yield average_([g.float() for g in torch.autograd.grad(loss, tensors)])
+    finally:
+        _restore(frozen)
+        model.train(was_training)
+
+
 def accumulate_beta(
     model: nn.Module,
     gates: Gates,
@@ -121,19 +149,12 @@ def accumulate_beta(
         raise ValueError(f"beta mode must be one of {BETA_MODES}, got {sorted(unknown)}")
     alphas = {k: nn.Parameter(v.detach().clone()) for k, v in gates.values.items()}
     probe = Gates(gates.sites, alphas)
-    frozen = _frozen(model)
-    was_training = model.training
-    model.eval()
     probe.attach(model)
     acc = {m: {k: torch.zeros_like(v) for k, v in alphas.items()} for m in modes}
     try:
-        for x, y in progress(loader, desc="beta"):
-            x, y = x.to(device), y.to(device)
-            with autocast_for(device):
-                loss = F.cross_entropy(model(x), y)
-            grads = average_([g.float() for g in torch.autograd.grad(loss, list(alphas.values()))])
+        for grads in batch_gradients(model, list(alphas.values()), loader, device, "beta"):
             for (k, a), g in zip(alphas.items(), grads):
-                term = g.float() * a.detach()
+                term = g * a.detach()
                 if "literal" in acc:
                     acc["literal"][k] += term
                 if "per-batch" in acc:
@@ -142,8 +163,6 @@ def accumulate_beta(
                     acc["squared"][k] += term.pow(2)
     finally:
         probe.detach()
-        _restore(frozen)
-        model.train(was_training)
     if "literal" in acc:
         acc["literal"] = {k: v.abs() for k, v in acc["literal"].items()}
     for m in acc:  # every rank prunes by rank 0's numbers, whatever rounding did
