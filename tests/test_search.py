@@ -36,7 +36,7 @@ def _scripted(monkeypatch, vals):
     """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration)."""
     real = tt_loop._evaluate_and_measure
 
-    def fake_iteration(s, plan, it, macs0, epochs):
+    def fake_iteration(s, loop, it, macs0, epochs, iterations=None):
         rec = {"iteration": it, "phase": "search", **real(s, macs0)}
         rec["val_top1"] = vals[it]
         rec["macs"] = int(macs0 * (1 - 0.1 * it))

@@ -74,7 +74,14 @@ class CommonConfig:
     seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
-    latency: bool = option(True, "measure CPU latency (batch 1 and 32) of the final model")
+    latency: bool = option(True, "measure the latency of every saved model on --latency-target (batch 1 and "
+                           "--latency-batch) and, for pruned models, the speed-up over the original")
+    latency_target: str = option("auto", "where latency is measured: cpu (PyTorch eager, --threads), onnxruntime "
+                                 "(ONNX Runtime's CPU provider on the exported graph), cuda (the GPU, bf16 "
+                                 "autocast, channels_last); auto: cuda when training on a GPU, else cpu",
+                                 ("auto", "cpu", "onnxruntime", "cuda"))
+    latency_batch: int = option(32, "batch size of the latency measurement (batch 1 is always measured too)")
+    latency_rounds: int = option(5, "rounds of the interleaved latency comparison (median of per-round ratios)")
     out: str | None = option(None, "run folder to write (default: runs/<command>-<model>-<data>)")
     preset: str | None = option(None, "named settings applied under the config file and flags", tuple(PRESETS))
 
@@ -86,7 +93,7 @@ class CommonConfig:
         _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "threads", "reg_beta")
         if self.reg_alpha is not None:
             _non_negative(self, "reg_alpha")
-        _positive(self, "delta_images")
+        _positive(self, "delta_images", "latency_batch", "latency_rounds")
         _fraction(self, "val_fraction", lo_open=False)
         _fraction(self, "test_fraction", lo_open=True)
         if not 0.0 < self.crop_pct <= 1.0:
@@ -121,10 +128,28 @@ class IterativeConfig(CommonConfig):
                           "(e.g. an FT-Full run on the same classes)")
     distill_weight: float = option(0.5, "weight of the distillation term (the cross-entropy gets 1 - weight)")
     distill_temperature: float = option(4.0, "softmax temperature of the distillation term")
+    cost: str = option("macs", "what a pruning step's budget is spent in: macs, or latency measured on "
+                       "--latency-target (a per-layer latency table, cached on disk)", ("macs", "latency"))
+    round_to: int | None = option(None, "every pruned layer keeps a multiple of this many channels (a layer "
+                                  "narrower than it is left alone); default: per --latency-target, see README")
+    latency_step: float | None = option(None, "with --cost latency: share of the original model's measured latency "
+                                        "removed per iteration (default: --flops-step)")
+    target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
+                                          "(e.g. 1.5)")
+    latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
+                                       "or ~/.cache/transtailor/latency)")
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
 
     def validate(self) -> None:
         super().validate()
+        if self.round_to is not None and self.round_to < 1:
+            raise ConfigError(f"--round-to must be at least 1, got {self.round_to}")
+        if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
+            raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
+        if self.target_speedup is not None and not self.target_speedup > 1.0:
+            raise ConfigError(f"--target-speedup must be above 1, got {self.target_speedup}")
+        if (self.cost == "latency" or self.target_speedup is not None) and not self.latency:
+            raise ConfigError("--cost latency and --target-speedup measure latency: drop --no-latency")
         for name in ("ft_epochs", "finetune_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
@@ -200,6 +225,11 @@ class PruneConfig(IterativeConfig):
         super().validate()
         if not 0.0 < self.flops_reduction < 1.0:
             raise ConfigError(f"--flops-reduction must be in (0, 1), got {self.flops_reduction}")
+        if self.cost == "latency" and self.target_speedup is None:
+            raise ConfigError("prune --cost latency spends a latency budget: give it with --target-speedup "
+                              "(e.g. 1.3) instead of --flops-reduction")
+        if self.method == "sfp" and self.cost == "latency":
+            raise ConfigError("--method sfp selects filters by MACs while it trains: use --cost macs with it")
 
     def ranking_scope(self) -> str:
         """``--scope``, or the method's own default (per layer for l1 and sfp)."""
@@ -263,6 +293,31 @@ class ExportConfig:
     def validate(self) -> None:
         if self.image_size is not None:
             _positive(self, "image_size")
+        _check_choices(self)
+
+
+@dataclass
+class BenchmarkConfig:
+    """``transtailor benchmark``: re-measure a run's sub-models (or one model file) on this machine."""
+
+    model_path: str = option("", "a search or prune run folder (every iteration against iteration 0), a saved "
+                             "model file, or an exported .onnx file")
+    latency_target: str = option("auto", "cpu (PyTorch eager), onnxruntime (ONNX Runtime's CPU provider), cuda; "
+                                 "auto: cuda when a GPU is visible, else cpu", ("auto", "cpu", "onnxruntime", "cuda"))
+    latency_batch: int = option(32, "batch size (batch 1 is always measured too)")
+    rounds: int = option(5, "interleaved rounds; the speed-up is the median of the per-round ratios")
+    threads: int = option(0, "CPU threads (torch, or ONNX Runtime's intra-op threads; 0: the library's default)")
+    image_size: int | None = option(None, "input size (default: the size the model was trained at)")
+    reference: str | None = option(None, "time a single model against this one (model file, run folder or .onnx)")
+    output: str | None = option(None, "where to write latency.json (default: in the run folder or beside the file)")
+
+    def validate(self) -> None:
+        if not self.model_path:
+            raise ConfigError("give a run folder or model file to benchmark")
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _positive(self, "latency_batch", "rounds")
+        _non_negative(self, "threads")
         _check_choices(self)
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, NoReturn, Sequence
 
-from ..config import (CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
+from ..config import (BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
                       SearchConfig, resolve)
 from ..distributed import launch_rank, shutdown
 from ..errors import TransTailorError
@@ -94,6 +94,15 @@ def _cmd_export(args: dict[str, Any], config_file: str | None) -> int:
     return 0
 
 
+def _cmd_benchmark(args: dict[str, Any], config_file: str | None) -> int:
+    from ..methods.benchmark import benchmark
+
+    result = benchmark(resolve(BenchmarkConfig, flags=args, config_file=config_file))
+    print(result.table)
+    print(f"wrote {result.path}")
+    return 0
+
+
 def _cmd_report(args: dict[str, Any], config_file: str | None) -> int:
     from ..reporting import draw_search_plots, iteration_table
 
@@ -127,6 +136,8 @@ COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], in
     "compare": (CompareConfig, _cmd_compare, "methods x seeds (x FLOPs budgets) on one data set: a table and a plot"),
     "evaluate": (EvaluateConfig, _cmd_evaluate, "re-evaluate a saved model or run folder on a data set"),
     "export": (ExportConfig, _cmd_export, "write a TorchScript or ONNX file of a saved model or run"),
+    "benchmark": (BenchmarkConfig, _cmd_benchmark, "re-measure the speed-up of every sub-model of a run (or a "
+                  "model file) on this machine; writes latency.json"),
     "report": (ReportConfig, _cmd_report, "print a search run's per-iteration table and redraw its plots"),
     "models": (None, _cmd_models, "list the model names accepted by --model"),
 }
@@ -171,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:
-    keys = ("method", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_ms_b1", "latency_ms_b32",
+    keys = ("method", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_target",
+            "latency_ms_b1", "latency_ms_batch", "speedup_b1", "speedup_batch",
             "wall_seconds", "skipped_files")
     print(json.dumps({k: summary[k] for k in keys if k in summary} | {"run_dir": str(run_dir)}, indent=2))
 

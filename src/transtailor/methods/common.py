@@ -22,7 +22,8 @@ from ..data import DataBundle, build_data
 from ..data.recipes import default_image_size
 from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
-from ..models import count_macs_params, measure_latency, save_model
+from ..models import count_macs_params, save_model
+from ..models.timing import TimingSetup, check_target, compare_latency, resolve_target
 from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
@@ -60,6 +61,8 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
     set_threads(cfg.threads)
     device = init_from_env(resolve_device(cfg.device))
+    if cfg.latency:
+        check_target(resolve_target(cfg.latency_target, device))
     seed_everything(cfg.seed)
     from_ft = None if restoring else getattr(cfg, "from_ft", None)
     if model is not None:
@@ -122,22 +125,40 @@ def _default_out(command: str, cfg: CommonConfig) -> Path:
     return out
 
 
-def measure(model: nn.Module, image_size: int, *, latency: bool = True, repeats: int = 5) -> dict[str, Any]:
-    """MACs, parameters and (on a CPU copy) batch-1 and batch-32 latency in ms."""
+def timing_setup(cfg: CommonConfig, device: torch.device | str, batch: int | None = None) -> TimingSetup:
+    """Where ``cfg`` measures latency: ``--latency-target`` (``auto`` read against ``device``) and ``--threads``."""
+    return TimingSetup(resolve_target(cfg.latency_target, device), batch or cfg.latency_batch, cfg.threads)
+
+
+def measure(model: nn.Module, image_size: int, *, setup: TimingSetup | None = None,
+            reference: nn.Module | None = None, rounds: int = 5) -> dict[str, Any]:
+    """MACs, parameters and, given a timing ``setup``, latency at batch 1 and ``setup.batch``.
+
+    With a ``reference`` model (the original of a pruned one) both are timed alternately and the
+    speed-up is the median of the per-round ratios, with their min and max.
+    """
     macs, params = count_macs_params(model, image_size)
     out: dict[str, Any] = {"macs": macs, "params": params}
-    if latency and is_main():  # only rank 0 records it
-        cpu_model = model if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
-        out["latency_ms_b1"] = measure_latency(cpu_model, image_size, 1, repeats=repeats * 2)
-        out["latency_ms_b32"] = measure_latency(cpu_model, image_size, 32, repeats=repeats)
-        out["latency_threads"] = torch.get_num_threads()
+    if setup is not None and is_main():  # only rank 0 records it
+        out.update(measure_latency(model, image_size, setup, reference, rounds))
     return out
 
 
-def _cpu_copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
+def measure_latency(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
+                    rounds: int = 5) -> dict[str, Any]:
+    """The latency fields of a record: ``latency_ms_b1``, ``latency_ms_batch`` and the speed-ups."""
+    out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
+                           "latency_threads": setup.torch_threads()}
+    for batch, key in ((1, "b1"), (setup.batch, "batch")):
+        models = {"model": model} if reference is None else {"reference": reference, "model": model}
+        res = compare_latency(models, "reference" if reference is not None else "model",
+                              (batch, 3, image_size, image_size),
+                              dataclasses.replace(setup, batch=batch), rounds=rounds)
+        out[f"latency_ms_{key}"] = res["model"].ms
+        if reference is not None:
+            out[f"speedup_{key}"] = res["model"].speedup
+            out[f"speedup_{key}_range"] = [res["model"].speedup_min, res["model"].speedup_max]
+    return out
 
 
 def final_scores(s: Setup, model: nn.Module, val: dict[str, float] | None = None) -> dict[str, Any]:
@@ -168,7 +189,8 @@ def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any
     """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
     summary = {
         **summary,
-        **measure(model, s.cfg.image_size, latency=s.cfg.latency),
+        **measure(model, s.cfg.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
+                  rounds=s.cfg.latency_rounds),
         **run_facts(s),
         "wall_seconds": time.perf_counter() - s.started,
     }

@@ -32,12 +32,16 @@ from ..distributed import barrier, is_main
 from ..errors import ConfigError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
-from ..pruning import GateSite, PruneRecord, find_gate_sites, prune_to_macs
+from ..distributed import world_size
+from ..models.timing import TimingSetup
+from ..pruning import GateSite, PruneRecord, find_gate_sites
+from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
 from ..training.distill import Distiller
-from .common import Setup, final_scores, measure, prepare, require_classes, run_facts
+from .budget import Budget, reached_speedup
+from .common import Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup
 from .finetune import finetune_phase
 
 log = logging.getLogger("transtailor")
@@ -72,6 +76,7 @@ class Plan:
     target: float | None = None
     max_iterations: int = 10
     flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
+    target_speedup: float | None = None  # stop once the measured speed-up at the latency batch reaches it
     #: a method that prunes while it trains: (setup, iteration, sites, target MACs, epochs) -> (record, info)
     trainer: Callable[..., tuple[PruneRecord, dict[str, Any]]] | None = None
 
@@ -102,10 +107,22 @@ def _meta(s: Setup, extra: dict[str, Any]) -> dict[str, Any]:
     return {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct, **extra}
 
 
-def _evaluate_and_measure(s: Setup, macs0: int | None, val: dict[str, float] | None = None) -> dict[str, Any]:
-    """Val and test top-1 (``val`` if the caller has it for this very model), MACs, params, latency."""
+@dataclass
+class _Loop:
+    """What every iteration of one run shares."""
+
+    plan: Plan
+    budget: Budget
+    timing: TimingSetup | None
+    original: nn.Module | None  # the FT model: the reference of every measured speed-up
+
+
+def _evaluate_and_measure(s: Setup, macs0: int | None, val: dict[str, float] | None = None,
+                          timing: TimingSetup | None = None, original: nn.Module | None = None) -> dict[str, Any]:
+    """Val and test top-1 (``val`` if the caller has it for this very model), MACs, params, latency
+    and, against ``original``, the measured speed-up."""
     rec = final_scores(s, s.bundle.model, val)
-    cost = measure(s.bundle.model, s.cfg.image_size, latency=s.cfg.latency)
+    cost = measure(s.bundle.model, s.cfg.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
     rec.update(cost)
     rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
     return rec
@@ -118,15 +135,20 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     if cfg.resume:
         cfg = _resume_config(type(cfg), cfg)
         restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else killed during FT: it starts over
+    if cfg.cost == "latency" and world_size() > 1:
+        raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
+                          "first (it is cached), or use --cost macs under torchrun")
     s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring)
     cfg = s.cfg  # with the resolved image size
     plan = make_plan(cfg)
     run = s.run
+    timing = timing_setup(cfg, s.device) if cfg.latency else None
     ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     state = _load_state(run) if restoring else None
     if state is not None:
         _restore_model(s, state["completed"])
+        original = load_bundle(iteration_dir(run, 0) / MODEL_FILE).model.to(s.device) if timing else None
     else:
         run.reset_metrics()
         _seed_iteration(s, 0)
@@ -135,7 +157,8 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         info = {} if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
         rec = {"iteration": 0, "phase": "ft", "seconds_finetune": time.perf_counter() - t0,
                **({"from_ft": str(cfg.from_ft)} if cfg.from_ft else {})}
-        rec.update(_evaluate_and_measure(s, None, info.get("val")))
+        rec.update(_evaluate_and_measure(s, None, info.get("val"), timing))
+        original = copy.deepcopy(s.bundle.model) if timing else None
         macs0 = rec["macs"]
         rec["best"] = True
         state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
@@ -144,6 +167,8 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         _log_iteration(rec)
     iterations: list[dict[str, Any]] = read_json(run.file(ITERATIONS_FILE))
     macs0 = state["macs_original"]
+    loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing),
+                 timing, original)
 
     it = state["completed"]
     while state["stopped"] is None:
@@ -152,11 +177,14 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         if plan.target is not None and last["flops_reduction"] >= plan.target - 1e-9:
             state["stopped"] = "target_flops_reduction"
             break
+        if reached_speedup(last, plan.target_speedup):
+            state["stopped"] = "target_speedup"
+            break
         if it > plan.max_iterations:
             state["stopped"] = "max_iterations"
             break
         _seed_iteration(s, it)
-        rec, saved, pruning = _iteration(s, plan, it, macs0, ift_epochs)
+        rec, saved, pruning = _iteration(s, loop, it, macs0, ift_epochs, iterations)
         drop = state["best_val"] - rec["val_top1"]
         rec["best"] = plan.tau is None or drop <= plan.tau
         if rec["best"]:
@@ -168,7 +196,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         iterations.append(rec)
         _commit_iteration(s, it, rec, saved, pruning, state, iterations)
         _log_iteration(rec)
-        if rec["macs"] >= last["macs"]:
+        if state["stopped"] is None and rec["macs"] >= last["macs"]:
             state["stopped"] = "no_progress"
     write_json(run.file(STATE_FILE), state)
     best = load_bundle(iteration_dir(run, state["best"]) / MODEL_FILE)
@@ -202,22 +230,17 @@ def iterations_seconds(iterations: list[dict[str, Any]]) -> float:
     return sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations)
 
 
-def step_target(macs_now: int, macs0: int, step: float, target_reduction: float | None) -> int:
-    """MACs after one step: ``step`` of the original's MACs fewer, but never past the overall target."""
-    target = macs_now - int(step * macs0)
-    if target_reduction is not None:  # the last step removes only what is left to the target
-        target = max(target, int((1.0 - target_reduction) * macs0))
-    return target
-
-
-def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tuple[dict[str, Any], dict, dict]:
-    cfg, model = s.cfg, s.bundle.model
+def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
+               iterations: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
+    cfg, model, plan = s.cfg, s.bundle.model, loop.plan
     teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
     sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
-    target = step_target(measure(model, cfg.image_size, latency=False)["macs"], macs0, plan.step, plan.target)
+    t = time.perf_counter()
+    budget = loop.budget.for_step(model, sites, loop.original, iterations)
+    seconds_budget = time.perf_counter() - t
     if plan.trainer is not None:  # the method prunes while it trains (SFP)
         t = time.perf_counter()
-        record, info = plan.trainer(s, it, sites, target, ift_epochs)
+        record, info = plan.trainer(s, it, sites, int(budget.target), ift_epochs)
         reuse_val = False  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
         scored = Scored(scores={})
@@ -226,10 +249,10 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
         times = dict(scored.seconds)
         t = time.perf_counter()
         importance = scored.importance if scored.importance is not None else scored.scores
-        record, kept = prune_to_macs(model, sites, importance, target, cfg.image_size, s.bundle.head,
-                                     min_channels=cfg.min_channels, flops_aware=plan.flops_aware,
-                                     max_fraction=cfg.max_layer_fraction)
-        times["seconds_prune"] = time.perf_counter() - t
+        record, kept = prune_to_budget(model, sites, importance, budget.cost, budget.target, cfg.image_size,
+                                       s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
+                                       max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to)
+        times["seconds_prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,
                                      plan.importance_ft if scored.importance is not None else "none")
@@ -241,13 +264,15 @@ def _iteration(s: Setup, plan: Plan, it: int, macs0: int, ift_epochs: int) -> tu
     t = time.perf_counter()
     val = info.pop("val", None)
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
-    rec.update(_evaluate_and_measure(s, macs0, val if reuse_val else None))
+    rec.update(_evaluate_and_measure(s, macs0, val if reuse_val else None, loop.timing, loop.original))
     times["seconds_eval"] = time.perf_counter() - t
     rec.update(times)
     rec["seconds_total"] = sum(times.values())
     rec["filters_removed"] = sum(record.removed.values())
     pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
-               "remaining": record.remaining, "removed_channels": record.removed_channels}
+               "remaining": record.remaining, "removed_channels": record.removed_channels,
+               "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
+                        "target": budget.target}, "round_to": loop.budget.round_to}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning
 
 

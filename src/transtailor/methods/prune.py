@@ -28,6 +28,8 @@ from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_score
 from ..pruning.gates import fold_gates
 from ..pruning.pruner import PruneRecord, remove_channels
 from ..pruning.soft import l2_scores, soft_select, zero_channels
+from .budget import round_to, step_share
+from .common import timing_setup
 from .finetune import finetune_phase
 from ..pruning.importance import train_alpha
 from .common import Setup
@@ -61,10 +63,12 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
     """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
     cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
     selections: dict[int, dict] = {}
+    widths = round_to(cfg, timing_setup(cfg, s.device).target)
 
     def soft_prune(epoch: int) -> None:
         selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels,
-                                        cfg.max_layer_fraction, scores=_scoped(cfg, l2_scores(model, sites)))
+                                        cfg.max_layer_fraction, scores=_scoped(cfg, l2_scores(model, sites)),
+                                        round_to=widths)
         zero_channels(model, sites, selections[epoch])
 
     info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)
@@ -75,11 +79,18 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
 
 
 def _plan(cfg: PruneConfig) -> Plan:
-    step = cfg.flops_step or cfg.flops_reduction
     flops_aware = cfg.method == "gbn" if cfg.flops_aware is None else cfg.flops_aware
+    if cfg.cost == "latency":  # the budget is a measured speed-up; steps may fall short and be made up
+        assert cfg.target_speedup is not None
+        share = 1.0 - 1.0 / cfg.target_speedup
+        step = step_share(cfg, None) or share
+        return Plan(method=cfg.method, scorer=criterion_scores, step=step, target=None,
+                    max_iterations=math.ceil(share / step - 1e-9) + 2, flops_aware=flops_aware,
+                    target_speedup=cfg.target_speedup)
+    step = cfg.flops_step or cfg.flops_reduction
     return Plan(method=cfg.method, scorer=criterion_scores, step=step, target=cfg.flops_reduction,
                 max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9), flops_aware=flops_aware,
-                trainer=sfp_trainer if cfg.method == "sfp" else None)
+                trainer=sfp_trainer if cfg.method == "sfp" else None, target_speedup=cfg.target_speedup)
 
 
 def prune(cfg: PruneConfig, model: nn.Module | None = None) -> SearchResult:

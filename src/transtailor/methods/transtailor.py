@@ -14,6 +14,7 @@ import torch.nn as nn
 from ..config import SearchConfig
 from ..pruning import GateSite, compute_beta, train_alpha
 from .common import Setup
+from .budget import step_share
 from .iterative import Plan, Scored, SearchResult, run_iterative
 
 
@@ -31,8 +32,9 @@ def transtailor_scores(s: Setup, it: int, sites: list[GateSite]) -> Scored:
 
 
 def _plan(cfg: SearchConfig) -> Plan:
-    return Plan(method="transtailor", scorer=transtailor_scores, step=cfg.flops_step, importance_ft=cfg.importance_ft,
-                tau=cfg.tau, target=cfg.target_flops_reduction, max_iterations=cfg.max_iterations)
+    return Plan(method="transtailor", scorer=transtailor_scores, step=step_share(cfg, cfg.flops_step),
+                importance_ft=cfg.importance_ft, tau=cfg.tau, target=cfg.target_flops_reduction,
+                max_iterations=cfg.max_iterations, target_speedup=cfg.target_speedup)
 
 
 def search(cfg: SearchConfig, model: nn.Module | None = None) -> SearchResult:

@@ -7,9 +7,6 @@ type, timm's ``Conv2dSame`` included). A "FLOPs reduction" is the same ratio eit
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 import torch.nn as nn
 
@@ -59,26 +56,16 @@ def probe_forward(model: nn.Module, image_size: int, handles: list) -> None:
         model.train(was_training)
 
 
-@torch.no_grad()
-def measure_latency(
-    model: nn.Module, image_size: int, batch_size: int = 1, repeats: int = 10, warmup: int = 2
-) -> float:
-    """Median wall time in milliseconds of one forward pass of ``batch_size`` images."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    times = []
-    try:
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1000.0)
-    finally:
-        model.train(was_training)
-    return statistics.median(times)
+def measure_latency(model: nn.Module, image_size: int, batch_size: int = 1, target: str = "cpu",
+                    threads: int = 0) -> float:
+    """Median milliseconds of one inference forward pass of ``batch_size`` images on ``target``.
+
+    ``torch.utils.benchmark.Timer`` (or ONNX Runtime's session) via :mod:`.timing`; to compare
+    models, use :func:`.timing.compare_latency`, which interleaves them.
+    """
+    from .timing import TimingSetup, make_runner, time_runner
+
+    setup = TimingSetup(target, batch_size, threads)
+    fn = make_runner(model, (batch_size, 3, image_size, image_size), setup)
+    fn()
+    return 1000.0 * time_runner(fn, setup)

@@ -1,25 +1,36 @@
-"""Global, MACs-budgeted physical filter removal on torch-pruning's dependency graph.
+"""Global, budgeted physical filter removal on torch-pruning's dependency graph.
 
 torch-pruning groups every set of coupled channels (a conv's filters with the BatchNorm after it,
 the next layer's inputs, all convs joined by a residual add, a depthwise conv's in/out channels,
 squeeze-excite and concatenations). A group's channel j is scored by the **sum** of the
-importance of its gated members at that channel: removing it removes all of them. Channels are
-ranked globally by score and removed from the lowest up until the model's MACs are at or below
-the target; each removal's saving is estimated from the per-layer MACs, then the model is counted
-again and the loop repeats if it is still above the target. The classifier's outputs are never
-pruned, and every group keeps at least ``min_channels``.
+importance of its gated members at that channel: removing it removes all of them.
+
+One selection routine, :func:`select`, spends a budget in any cost (:mod:`.cost`: MACs, or
+latency measured on the target): within a group channels go from the lowest score up, and the
+group's kept width moves down a ladder of allowed widths (every width, or with ``round_to`` N
+only multiples of N; a group narrower than N is left alone). Across groups, a greedy choice takes
+the cheapest next move: by the mean score of the channels it removes (plain ranking), or, when
+``cost_aware``, by score removed per unit of cost saved, looking ahead along the ladder so that a
+move saving nothing now but much two rungs down is judged by the whole jump. After each round the
+model is pruned, its cost counted again, and rounds repeat until the cost is at or below the
+target. The classifier's outputs are never pruned, every group keeps at least ``min_channels``,
+and no group loses more than ``max_fraction`` of its channels in one call.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 
 from ..models.measure import layer_macs
+from .cost import Cost, GroupLayers, MacCost
 from .gates import GateSite
 
 log = logging.getLogger("transtailor")
@@ -35,30 +46,135 @@ class PruneRecord:
     remaining: dict[str, int] = field(default_factory=dict)
     #: per gate site, the indices (in the widths before pruning) of the channels removed
     removed_channels: dict[str, list[int]] = field(default_factory=dict)
+    #: the budget's cost before and after, in ``cost_unit`` (MACs, or the latency table's ms)
+    cost_before: float = 0.0
+    cost_after: float = 0.0
+    cost_unit: str = "MACs"
 
 
 def conv_widths(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-def prune_to_macs(
+@dataclass
+class _Group:
+    """One gated group of the current graph: its root, channel count, and where its channels sit."""
+
+    group: tp.Group
+    channels: int
+    #: per gate site module: the site's channel index of each of the group's channels
+    site_idx: dict[str, list[int]]
+    layers: GroupLayers
+
+    def root_name(self, names: dict[nn.Module, str]) -> str:
+        return names.get(self.group[0].dep.target.module, "?")
+
+    def prune(self, graph: tp.DependencyGraph, js: list[int]) -> None:
+        root = self.group[0]
+        graph.get_pruning_group(root.dep.target.module, root.dep.handler, [list(root.idxs)[j] for j in js]).prune()
+
+
+def _gated_groups(model: nn.Module, image_size: int, head: str, site_modules: set[str]
+                  ) -> tuple[tp.DependencyGraph, list[_Group], dict[nn.Module, str]]:
+    """The graph and its groups with at least one gated member (the dependency walk both removals share)."""
+    device = next(model.parameters()).device
+    graph = tp.DependencyGraph().build_dependency(model, torch.zeros(1, 3, image_size, image_size, device=device),
+                                                  verbose=False)
+    names = {m: n for n, m in model.named_modules()}
+    out = []
+    for group in graph.get_all_groups(ignored_layers=[model.get_submodule(head)], root_module_types=[nn.Conv2d]):
+        n = len(group[0].idxs)
+        site_idx: dict[str, list[int]] = {}
+        touched: dict[str, tuple[int, int]] = {}
+        for dep, idxs in group:
+            module, name = dep.target.module, names.get(dep.target.module)
+            out_fn = graph.is_out_channel_pruning_fn(dep.handler)
+            if name in site_modules and out_fn:
+                site_idx[name] = list(idxs)
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and name is not None:
+                o, i = touched.get(name, (0, 0))
+                touched[name] = (o + len(idxs), i) if out_fn else (o, i + len(idxs))
+        if site_idx:
+            out.append(_Group(group, n, site_idx, GroupLayers(n, touched)))
+    return graph, out, names
+
+
+def allowed_widths(n: int, lower: int, round_to: int = 1) -> list[int]:
+    """Kept widths a group of ``n`` channels may go down to (descending), none below ``lower``.
+
+    With ``round_to`` N > 1 only multiples of N (at least N); a group with none in range stays as it is.
+    """
+    lower = max(lower, 1)
+    if round_to <= 1:
+        return list(range(n - 1, lower - 1, -1))
+    top = (n - 1) // round_to * round_to
+    bottom = max(lower, round_to)
+    return [k for k in range(top, bottom - 1, -round_to)]
+
+
+def select(scores: list[torch.Tensor], widths: list[list[int]], costs: list[list[float]], need: float,
+           cost_aware: bool) -> list[int]:
+    """The kept width of each group so that the cost saved reaches ``need`` (greedy, see the module doc).
+
+    ``scores[g]`` are group g's channel scores; ``widths[g]`` its allowed kept widths below its
+    current one, descending; ``costs[g]`` the cost at its current width followed by the cost at
+    each allowed width. Returns each group's chosen kept width (its current one if untouched).
+    """
+    order = [torch.sort(s.double(), stable=True).values for s in scores]
+    cums = [torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(o, 0)]) for o in order]
+    n = [len(s) for s in scores]
+    pos = [0] * len(scores)  # how far down its ladder each group is (0: current width)
+
+    def next_move(g: int) -> tuple[float, int] | None:
+        ks, cs, cum = widths[g], costs[g], cums[g]
+        if pos[g] >= len(ks):
+            return None
+        here_k = n[g] if pos[g] == 0 else ks[pos[g] - 1]
+        here_c = cs[pos[g]]
+        if not cost_aware:
+            k = ks[pos[g]]
+            return float(cum[n[g] - k] - cum[n[g] - here_k]) / (here_k - k), pos[g] + 1
+        best: tuple[float, int] | None = None
+        for p in range(pos[g] + 1, len(ks) + 1):  # look ahead: the cheapest ratio to any rung below
+            k = ks[p - 1]
+            saved = here_c - cs[p]
+            ratio = float(cum[n[g] - k] - cum[n[g] - here_k]) / max(saved, 1e-12)
+            if best is None or ratio < best[0]:
+                best = (ratio, p)
+        return best
+
+    heap: list[tuple[float, int, int]] = []
+    for g in range(len(scores)):
+        mv = next_move(g)
+        if mv is not None:
+            heapq.heappush(heap, (mv[0], g, mv[1]))
+    saved = 0.0
+    while heap and saved < need:
+        _, g, p = heapq.heappop(heap)
+        saved += costs[g][pos[g]] - costs[g][p]
+        pos[g] = p
+        mv = next_move(g)
+        if mv is not None:
+            heapq.heappush(heap, (mv[0], g, mv[1]))
+    return [n[g] if pos[g] == 0 else widths[g][pos[g] - 1] for g in range(len(scores))]
+
+
+def prune_to_budget(
     model: nn.Module,
     sites: list[GateSite],
     scores: dict[str, torch.Tensor],
-    target_macs: int,
+    cost: Cost,
+    target: float,
     image_size: int,
     head: str,
     *,
     min_channels: int = 1,
     max_rounds: int = 10,
-    flops_aware: bool = False,
+    cost_aware: bool = False,
     max_fraction: float = 1.0,
+    round_to: int = 1,
 ) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
-    """Remove the lowest-scored channels until MACs <= ``target_macs``.
-
-    ``flops_aware`` ranks by score per MAC the channel's removal saves (Gate Decorator's
-    FLOPs-aware ranking) instead of by score. ``max_fraction`` caps the share of any group's channels
-    one call may remove (the rest of the budget then comes from other layers).
+    """Remove the lowest-scored channels until ``cost.total(model) <= target``.
 
     ``scores[site.module]`` holds one value per channel of each gate site. Returns the pruning
     record and the scores of the surviving channels (same keys, shorter tensors).
@@ -66,79 +182,51 @@ def prune_to_macs(
     scores = {k: v.detach().clone().cpu() for k, v in scores.items()}
     widths_before = conv_widths(model)
     macs_before, _ = layer_macs(model, image_size)
-    device = next(model.parameters()).device
-    example = torch.zeros(1, 3, image_size, image_size, device=device)
-    head_module = model.get_submodule(head)
     site_modules = {s.module for s in sites}
-    removed_so_far: dict[str, int] = {}  # per group root name, across rounds
+    removed_so_far: dict[str, int] = {}  # per group root, across rounds
+    start_width: dict[str, int] = {}
     original = {k: list(range(len(v))) for k, v in scores.items()}  # surviving channels' first indices
     gone: dict[str, list[int]] = {}
-    start_width: dict[str, int] = {}
     was_training = model.training
     model.eval()
-    for _ in range(max_rounds):
-        macs_now, per_layer = layer_macs(model, image_size)
-        if macs_now <= target_macs:
-            break
-        need = macs_now - target_macs
-        graph = tp.DependencyGraph().build_dependency(model, example, verbose=False)
-        names = {m: n for n, m in model.named_modules()}
-        candidates: list[tuple[float, float, int, int]] = []
-        groups = list(graph.get_all_groups(ignored_layers=[head_module], root_module_types=[nn.Conv2d]))
-        for gi, group in enumerate(groups):
-            n = len(group[0].idxs)
-            score = torch.zeros(n)
-            cost = torch.zeros(n, dtype=torch.float64)
-            gated = False
-            for dep, idxs in group:
-                module, name = dep.target.module, names.get(dep.target.module)
-                out_fn = graph.is_out_channel_pruning_fn(dep.handler)
-                idx = torch.as_tensor(list(idxs), dtype=torch.long)
-                if name in site_modules and out_fn:
-                    score += scores[name][idx]
-                    gated = True
-                if isinstance(module, (nn.Conv2d, nn.Linear)) and name in per_layer:
-                    # a channel may map to several indices (a flatten before a linear layer)
-                    per_index = per_layer[name] / max(_width(module, out_fn), 1)
-                    cost += per_index * len(idx) / n
-            if gated:
-                candidates += [(float(score[j]), float(cost[j]), gi, j) for j in range(n)]
-        candidates.sort(key=(lambda c: c[0] / max(c[1], 1e-9)) if flops_aware else (lambda c: c[0]))
-        chosen: dict[int, list[int]] = {}
-        saved = 0.0
-        for _score, cst, gi, j in candidates:
-            if saved >= need:
+    cost_before = now = cost.total(model)
+    try:
+        for _ in range(max_rounds):
+            if now <= target:
                 break
-            picked = chosen.setdefault(gi, [])
-            n = len(groups[gi][0].idxs)
-            if n - len(picked) <= min_channels:
-                continue
-            root_name = names.get(groups[gi][0].dep.target.module, str(gi))
-            start = start_width.setdefault(root_name, n)
-            if removed_so_far.get(root_name, 0) + len(picked) + 1 > max_fraction * start:
-                continue
-            picked.append(j)
-            saved += cst
-        chosen = {gi: js for gi, js in chosen.items() if js}
-        if not chosen:
-            log.warning("nothing left to prune: every layer is at its minimum width")
-            break
-        for gi, js in chosen.items():
-            group = groups[gi]
-            root = group[0]
-            root_name = names.get(root.dep.target.module, str(gi))
-            removed_so_far[root_name] = removed_so_far.get(root_name, 0) + len(js)
-            for dep, idxs in group:  # keep the scores aligned with the surviving channels
-                name = names.get(dep.target.module)
-                if name in site_modules and graph.is_out_channel_pruning_fn(dep.handler):
-                    drop = {list(idxs)[j] for j in js}
+            graph, groups, names = _gated_groups(model, image_size, head, site_modules)
+            group_scores, ladders = [], []
+            for g in groups:
+                score = torch.zeros(g.channels, dtype=torch.float64)
+                for name, idx in g.site_idx.items():
+                    score += scores[name][torch.as_tensor(idx, dtype=torch.long)].double()
+                group_scores.append(score)
+                root = g.root_name(names)
+                start = start_width.setdefault(root, g.channels)
+                may_remove = math.floor(max_fraction * start + 1e-9) - removed_so_far.get(root, 0)
+                ladders.append(allowed_widths(g.channels, max(min_channels, g.channels - may_remove), round_to))
+            costs = cost.group_costs(model, [g.layers for g in groups],
+                                     [[g.channels] + ks for g, ks in zip(groups, ladders)])
+            kept = select(group_scores, ladders, costs, now - target, cost_aware)
+            chosen = {gi: k for gi, k in enumerate(kept) if k < groups[gi].channels}
+            if not chosen:
+                log.warning("nothing left to prune: every layer is at its minimum width")
+                break
+            for gi, k in chosen.items():
+                g = groups[gi]
+                js = torch.sort(group_scores[gi], stable=True).indices[: g.channels - k].tolist()
+                root = g.root_name(names)
+                removed_so_far[root] = removed_so_far.get(root, 0) + len(js)
+                for name, idx in g.site_idx.items():  # keep the scores aligned with the surviving channels
+                    drop = {idx[j] for j in js}
                     keep = [i for i in range(len(scores[name])) if i not in drop]
                     scores[name] = scores[name][keep]
                     gone.setdefault(name, []).extend(original[name][i] for i in sorted(drop))
                     original[name] = [original[name][i] for i in keep]
-            graph.get_pruning_group(root.dep.target.module, root.dep.handler,
-                                    [list(root.idxs)[j] for j in js]).prune()
-    model.train(was_training)
+                g.prune(graph, js)
+            now = cost.total(model)
+    finally:
+        model.train(was_training)
     macs_after, _ = layer_macs(model, image_size)
     widths_after = conv_widths(model)
     record = PruneRecord(
@@ -147,14 +235,22 @@ def prune_to_macs(
         removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
         remaining=widths_after,
         removed_channels={k: sorted(v) for k, v in gone.items()},
+        cost_before=cost_before,
+        cost_after=now,
+        cost_unit=cost.unit,
     )
     return record, scores
 
 
-def _width(module: nn.Module, out: bool) -> int:
-    if isinstance(module, nn.Conv2d):
-        return module.out_channels if out else module.in_channels
-    return module.out_features if out else module.in_features
+def prune_to_macs(model: nn.Module, sites: list[GateSite], scores: dict[str, torch.Tensor], target_macs: int,
+                  image_size: int, head: str, *, min_channels: int = 1, max_rounds: int = 10,
+                  flops_aware: bool = False, max_fraction: float = 1.0, round_to: int = 1
+                  ) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
+    """:func:`prune_to_budget` with MACs as the cost; ``flops_aware`` ranks by score per MAC saved
+    (Gate Decorator's FLOPs-aware ranking)."""
+    return prune_to_budget(model, sites, scores, MacCost(image_size), target_macs, image_size, head,
+                           min_channels=min_channels, max_rounds=max_rounds, cost_aware=flops_aware,
+                           max_fraction=max_fraction, round_to=round_to)
 
 
 def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, torch.Tensor], image_size: int,
@@ -165,29 +261,28 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
     """
     widths_before = conv_widths(model)
     macs_before, _ = layer_macs(model, image_size)
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(
-        model, torch.zeros(1, 3, image_size, image_size, device=device), verbose=False)
-    names = {m: n for n, m in model.named_modules()}
-    for group in list(graph.get_all_groups(ignored_layers=[model.get_submodule(head)],
-                                           root_module_types=[nn.Conv2d])):
-        n = len(group[0].idxs)
-        marked = torch.ones(n, dtype=torch.bool)
-        gated = False
-        for dep, idxs in group:
-            name = names.get(dep.target.module)
-            if name in masks and graph.is_out_channel_pruning_fn(dep.handler):
-                marked &= masks[name].cpu()[torch.as_tensor(list(idxs), dtype=torch.long)]
-                gated = True
-        js = marked.nonzero().flatten().tolist() if gated else []
-        if js and len(js) < n:
-            root = group[0]
-            graph.get_pruning_group(root.dep.target.module, root.dep.handler,
-                                    [list(root.idxs)[j] for j in js]).prune()
-    model.train(was_training)
+    try:
+        graph, groups, _ = _gated_groups(model, image_size, head, set(masks))
+        for g in groups:
+            marked = torch.ones(g.channels, dtype=torch.bool)
+            for name, idx in g.site_idx.items():
+                marked &= masks[name].cpu()[torch.as_tensor(idx, dtype=torch.long)]
+            js = marked.nonzero().flatten().tolist()
+            if js and len(js) < g.channels:
+                g.prune(graph, js)
+    finally:
+        model.train(was_training)
     widths_after = conv_widths(model)
-    return PruneRecord(macs_before=macs_before, macs_after=layer_macs(model, image_size)[0],
+    macs_after = layer_macs(model, image_size)[0]
+    return PruneRecord(macs_before=macs_before, macs_after=macs_after,
                        removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
-                       remaining=widths_after)
+                       remaining=widths_after, cost_before=macs_before, cost_after=macs_after)
+
+
+def iter_group_widths(model: nn.Module, image_size: int, head: str, sites: list[GateSite]) -> Iterator[tuple[str, int]]:
+    """(root conv, channels) of every gated group: the widths the pruner rounds."""
+    _, groups, names = _gated_groups(model, image_size, head, {s.module for s in sites})
+    for g in groups:
+        yield g.root_name(names), g.channels

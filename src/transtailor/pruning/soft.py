@@ -30,14 +30,14 @@ def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor
 
 def soft_select(model: nn.Module, sites: list[GateSite], target_macs: int, image_size: int, head: str,
                 min_channels: int = 1, max_fraction: float = 1.0,
-                scores: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                scores: dict[str, torch.Tensor] | None = None, round_to: int = 1) -> dict[str, torch.Tensor]:
     """Channels (``True``) the ranking would remove to reach ``target_macs``; the model is untouched.
 
     ``scores`` default to the filters' L2 norms (:func:`l2_scores`).
     """
     scores = l2_scores(model, sites) if scores is None else scores
     record, _ = prune_to_macs(copy.deepcopy(model), sites, scores, target_macs, image_size, head,
-                              min_channels=min_channels, max_fraction=max_fraction)
+                              min_channels=min_channels, max_fraction=max_fraction, round_to=round_to)
     masks = {k: torch.zeros(len(v), dtype=torch.bool) for k, v in scores.items()}
     for k, removed in record.removed_channels.items():
         masks[k][removed] = True

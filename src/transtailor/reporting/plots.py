@@ -9,7 +9,8 @@ from .tables import load_iterations
 
 
 def draw_search_plots(run_dir: str | Path) -> list[Path]:
-    """``accuracy_vs_flops.png`` and ``pruned_filters.png``; returns their paths."""
+    """``accuracy_vs_flops.png``, ``accuracy_vs_latency.png`` (when speed-ups were measured) and
+    ``pruned_filters.png``; returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,6 +36,9 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     out = [run / "accuracy_vs_flops.png"]
     fig.savefig(out[0], dpi=120)
     plt.close(fig)
+    latency = _accuracy_vs_latency(plt, run, rows, state["best"])
+    if latency is not None:
+        out.append(latency)
 
     removed: dict[str, int] = {}
     original: dict[str, int] = {}
@@ -60,6 +64,37 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
         fig.savefig(out[-1], dpi=120)
         plt.close(fig)
     return out
+
+
+def _accuracy_vs_latency(plt, run: Path, rows: list[dict], best: int) -> Path | None:
+    """Top-1 against the measured speed-up at the latency batch (with its range over rounds)."""
+    if not any("speedup_batch" in r for r in rows[1:]):
+        return None
+    pts = [(r, r.get("speedup_batch", 1.0), r.get("speedup_batch_range", [1.0, 1.0])) for r in rows
+           if "speedup_batch" in r or r["iteration"] == 0]
+    xs = [p[1] for p in pts]
+    err = [[x - p[2][0] for x, p in zip(xs, pts)], [p[2][1] - x for x, p in zip(xs, pts)]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if all("val_top1" in p[0] for p in pts):
+        ax.errorbar(xs, [p[0]["val_top1"] for p in pts], xerr=err, fmt="o-", capsize=3, label="validation")
+    ax.errorbar(xs, [p[0]["test_top1"] for p in pts], xerr=err, fmt="s--", capsize=3, label="test")
+    for (r, x, _) in pts:
+        ax.annotate(str(r["iteration"]), (x, r["test_top1"]), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    best_x = next((x for (r, x, _) in pts if r["iteration"] == best), None)
+    if best_x is not None:
+        ax.axvline(best_x, color="grey", lw=0.8, ls=":", label=f"best (iteration {best})")
+    first = rows[0]
+    ax.set_xlabel(f"measured speed-up ({first.get('latency_target', 'cpu')}, batch {first.get('latency_batch', '?')}; "
+                  "bars: min-max over rounds)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Accuracy against measured speed-up")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = run / "accuracy_vs_latency.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def draw_comparison_plot(rows: list[dict], path: str | Path) -> Path:

@@ -15,8 +15,10 @@ COLUMNS = [
     ("MMACs", "macs", "{:.1f}", 1e-6),
     ("FLOPs red. %", "flops_reduction", "{:.1f}", 100.0),
     ("M params", "params", "{:.3f}", 1e-6),
-    ("lat b1 ms", "latency_ms_b1", "{:.2f}"),
-    ("lat b32 ms", "latency_ms_b32", "{:.1f}"),
+    ("b1 ms", "latency_ms_b1", "{:.2f}"),
+    ("b1 speed-up", "speedup_b1", "{}"),
+    ("batch ms", "latency_ms_batch", "{:.1f}"),
+    ("batch speed-up", "speedup_batch", "{}"),
     ("removed", "filters_removed", "{:d}"),
     ("seconds", "seconds_total", "{:.0f}"),
 ]
@@ -41,7 +43,11 @@ def iteration_table(run_dir: str | Path) -> str:
             key, fmt = col[1], col[2]
             scale = col[3] if len(col) > 3 else None
             v = r.get(key, r.get("seconds_finetune") if key == "seconds_total" else None)
-            if v is None:
+            if key == "latency_ms_batch" and v is None:  # runs made before --latency-batch
+                v = r.get("latency_ms_b32")
+            if key.startswith("speedup_"):
+                cells.append(speedup_cell(r, key))
+            elif v is None:
                 cells.append("-")
             else:
                 cells.append(fmt.format(v * scale if scale else v))
@@ -51,7 +57,20 @@ def iteration_table(run_dir: str | Path) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
     lines.append(f"stopped by: {state.get('stopped')}; best sub-model: iteration {state['best']}")
+    first = rows[0] if rows else {}
+    if "latency_target" in first:
+        lines.append(f"latency: {first['latency_target']}, batch 1 and {first.get('latency_batch')}, "
+                     f"{first.get('latency_threads')} threads; speed-up = median over interleaved rounds "
+                     "against iteration 0 [min-max]")
     return "\n".join(lines)
+
+
+def speedup_cell(r: dict, key: str) -> str:
+    """``1.23x [1.10-1.31]``: the median speed-up and its range over rounds; ``1.00x`` for iteration 0."""
+    if key not in r:
+        return "1.00x" if r.get("iteration") == 0 and "latency_target" in r else "-"
+    lo, hi = r.get(f"{key}_range", [r[key], r[key]])
+    return f"{r[key]:.2f}x [{lo:.2f}-{hi:.2f}]"
 
 
 def mean_std(values: list[float]) -> str:

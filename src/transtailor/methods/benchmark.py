@@ -1,0 +1,149 @@
+"""``transtailor benchmark``: re-measure the speed of a run's sub-models (or a saved or exported model)
+on the machine it runs on.
+
+A run folder: every ``iter_NNN/model.pt`` is timed against iteration 0 (the unpruned FT model),
+all models alternately in one process for ``--rounds`` rounds, at batch 1 and ``--latency-batch``;
+the speed-up is the median of the per-round ratios, with its min and max. A single model file
+(``model.pt``, or an exported ``.onnx`` run with ONNX Runtime) is timed alone, or against
+``--reference``. The table is printed and written as ``latency.json`` beside the run or file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from ..config import BenchmarkConfig
+from ..errors import ConfigError
+from ..models.measure import count_macs_params
+from ..models.serialize import load_bundle, resolve_model_path
+from ..models.timing import (Latency, TimingSetup, check_target, compare_latency, device_name, library_versions,
+                             onnx_file_runner, resolve_target)
+from ..runs import atomic_write, read_json
+from ..training import set_threads
+
+
+@dataclass
+class Entry:
+    """One model to time: a module (timed on the target) or a ready runner (an ONNX file)."""
+
+    name: str
+    model: nn.Module | None
+    onnx: str | None
+    image_size: int
+    info: dict[str, Any]
+
+
+@dataclass
+class BenchmarkResult:
+    rows: list[dict[str, Any]]
+    path: Path
+    table: str
+
+
+def benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
+    cfg.validate()
+    set_threads(cfg.threads)
+    src = Path(cfg.model_path).expanduser()
+    if not src.exists():
+        raise ConfigError(f"{cfg.model_path}: no such run folder or model file")
+    onnx_only = src.suffix == ".onnx"
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    target = "onnxruntime" if onnx_only else resolve_target(cfg.latency_target, here)
+    if onnx_only and cfg.latency_target not in ("auto", "onnxruntime"):
+        raise ConfigError(f"{src} is an ONNX file: it is timed with ONNX Runtime (--latency-target onnxruntime)")
+    check_target(target)
+    entries = _entries(src, cfg)
+    reference = _reference(src, cfg, entries)
+    setup = TimingSetup(target, cfg.latency_batch, cfg.threads)
+    rows = [dict(e.info, name=e.name) for e in entries]
+    for batch, key in ((1, "b1"), (cfg.latency_batch, "batch")):
+        results = _time(entries, reference, dataclasses.replace(setup, batch=batch), cfg.rounds)
+        for row, e in zip(rows, entries):
+            res = results[e.name]
+            row[f"latency_ms_{key}"] = res.ms
+            if reference is not None:
+                row[f"speedup_{key}"] = res.speedup
+                row[f"speedup_{key}_range"] = [res.speedup_min, res.speedup_max]
+    out = Path(cfg.output) if cfg.output else (src if src.is_dir() else src.parent) / "latency.json"
+    facts = {"target": target, "device": device_name(target), "threads": setup.torch_threads(),
+             "batch": cfg.latency_batch, "rounds": cfg.rounds, "reference": reference,
+             "machine": platform.machine(), **library_versions(target)}
+    payload = {**facts, "models": rows}
+    atomic_write(out, lambda fh: fh.write(json.dumps(payload, indent=2)))
+    return BenchmarkResult(rows, out, _table(rows, facts))
+
+
+def _entries(src: Path, cfg: BenchmarkConfig) -> list[Entry]:
+    if src.is_dir() and (src / "iterations.json").is_file():
+        entries = []
+        for rec in read_json(src / "iterations.json"):
+            it = rec["iteration"]
+            path = src / f"iter_{it:03d}" / "model.pt"
+            if not path.is_file():
+                raise ConfigError(f"{path} is missing: the run is incomplete")
+            entries.append(_module_entry(f"iter_{it:03d}", path, cfg, {"iteration": it}))
+        return entries
+    if src.suffix == ".onnx":
+        if cfg.image_size is None:
+            raise ConfigError(f"{src}: give the input size of an ONNX file with --image-size")
+        return [Entry(src.name, None, str(src), cfg.image_size, {})]
+    return [_module_entry(src.name, resolve_model_path(src), cfg, {})]
+
+
+def _module_entry(name: str, path: Path, cfg: BenchmarkConfig, info: dict[str, Any]) -> Entry:
+    bundle = load_bundle(path)
+    size = cfg.image_size or int(bundle.meta.get("image_size", 224))
+    macs, params = count_macs_params(bundle.model, size)
+    return Entry(name, bundle.model.eval(), None, size, {**info, "macs": macs, "params": params,
+                                                         "image_size": size})
+
+
+def _reference(src: Path, cfg: BenchmarkConfig, entries: list[Entry]) -> str | None:
+    if cfg.reference:
+        ref = Path(cfg.reference).expanduser()
+        if not ref.exists():
+            raise ConfigError(f"--reference {cfg.reference}: no such model file or run folder")
+        if ref.suffix == ".onnx":
+            entries.insert(0, Entry("reference", None, str(ref), entries[0].image_size, {}))
+        else:
+            entries.insert(0, _module_entry("reference", resolve_model_path(ref), cfg, {}))
+        return "reference"
+    if src.is_dir() and entries and entries[0].name == "iter_000":
+        macs0 = entries[0].info["macs"]
+        for e in entries:
+            e.info["flops_reduction"] = 1.0 - e.info["macs"] / macs0
+        return "iter_000"
+    return None
+
+
+def _time(entries: list[Entry], reference: str | None, setup: TimingSetup, rounds: int) -> dict[str, Latency]:
+    models: dict[str, nn.Module | Callable[[], Any]] = {}
+    for e in entries:
+        shape = (setup.batch, 3, e.image_size, e.image_size)
+        models[e.name] = onnx_file_runner(e.onnx, shape, setup.threads) if e.onnx else e.model  # type: ignore
+    shape = (setup.batch, 3, entries[0].image_size, entries[0].image_size)
+    return compare_latency(models, reference or entries[0].name, shape, setup, rounds=rounds)
+
+
+def _table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
+    from ..reporting.tables import markdown_table, speedup_cell
+
+    header = ["model", "MMACs", "FLOPs red. %", "b1 ms", "b1 speed-up", f"b{facts['batch']} ms",
+              f"b{facts['batch']} speed-up"]
+    body = []
+    for r in rows:
+        body.append([r["name"], f"{r['macs'] / 1e6:.1f}" if "macs" in r else "-",
+                     f"{100 * r['flops_reduction']:.1f}" if "flops_reduction" in r else "-",
+                     f"{r['latency_ms_b1']:.2f}", speedup_cell(r, "speedup_b1"),
+                     f"{r['latency_ms_batch']:.1f}", speedup_cell(r, "speedup_batch")])
+    head = (f"{facts['target']} on {facts['device']}, {facts['threads']} threads, median over "
+            f"{facts['rounds']} interleaved rounds; speed-up against {facts['reference'] or '-'} [min-max]")
+    return head + "\n\n" + markdown_table(header, body)
