@@ -22,7 +22,7 @@ PHASES = [  # (function in the stack, phase), checked outermost-first along the 
     ("find_unreadable", "read and cache the images"),
     ("train_alpha", "alpha training"),
     ("accumulate_beta", "beta pass"),
-    ("prune_to_macs", "pruning (dependency graph, MACs)"),
+    ("prune_to_budget", "pruning (dependency graph, cost)"),
     ("find_gate_sites", "finding gate sites"),
     ("evaluate", "evaluation (val, test)"),
     ("train_epoch", "training epochs (FT, fine-tuning)"),

@@ -22,7 +22,7 @@ import torch
 import transtailor as tt
 from _common import RESULTS, markdown_table
 from transtailor.config import from_dict, load_yaml
-from transtailor.methods.iterative import step_target
+from transtailor.methods.budget import macs_target
 from transtailor.models.measure import layer_macs
 from transtailor.pruning import find_gate_sites, prune_to_macs
 from transtailor.pruning.criteria import per_layer
@@ -46,7 +46,7 @@ def main() -> None:
     beta = torch.load(args.run / f"iter_{args.iteration:03d}" / "importance.pt", weights_only=True)["scores"]
     state = json.loads((args.run / "state.json").read_text())
     macs_now = layer_macs(bundle.model, cfg.image_size)[0]
-    target = step_target(macs_now, state["macs_original"], cfg.flops_step, cfg.target_flops_reduction)
+    target = macs_target(macs_now, state["macs_original"], cfg.flops_step, cfg.target_flops_reduction)
     data = tt.build_data(cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std,
                          batch_size=64, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
                          seed=cfg.seed, workers=2)

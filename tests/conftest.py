@@ -53,3 +53,27 @@ def tiny_folder(tmp_path: Path) -> Path:
 def _fast_torch():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def fake_speed(monkeypatch):
+    """Timing by arithmetic, so that latency-driven behaviour is deterministic: a model's measured
+    speed-up is its MACs ratio to the reference, and a latency table entry is the layer's channel
+    product (in place of ``time_spec``)."""
+    from transtailor.methods import common
+    from transtailor.models.measure import layer_macs
+    from transtailor.models.timing import Latency
+    from transtailor.pruning.cost import table
+
+    def compare(models, reference, input_shape, setup, rounds=5):
+        macs = {k: layer_macs(m, input_shape[-1])[0] for k, m in models.items()}
+        return {k: Latency(ms=macs[k] / 1e6, speedup=macs[reference] / macs[k],
+                           speedup_min=macs[reference] / macs[k], speedup_max=macs[reference] / macs[k])
+                for k in models}
+
+    def entry(spec, setup):
+        return spec.cin * spec.cout * spec.kernel[0] * spec.kernel[1] / max(spec.groups, 1) * spec.height * \
+            spec.width * 1e-6
+
+    monkeypatch.setattr(common, "compare_latency", compare)
+    monkeypatch.setattr(table, "time_spec", entry)

@@ -70,3 +70,17 @@ def test_bad_compare_input_is_one_line(args, words, tiny_folder, tmp_path, capsy
     assert main(["compare", "--data", str(tiny_folder), "--out", str(tmp_path / "c"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err
+
+
+def test_compare_at_equal_latency(tiny_folder, tmp_path, fake_speed):
+    """--cost latency: budgets are measured speed-ups, each its own run, reported in the table."""
+    cfg = CompareConfig(data=str(tiny_folder), out=str(tmp_path / "cmp"), methods="taylor,transtailor", seeds="0",
+                        budgets="1.2", cost="latency", round_to=8, **{**TINY, "latency": True,
+                                                                    "latency_batch": 2})
+    res = compare(cfg)
+    assert sorted({r["run"] for r in res.rows}) == ["taylor-1.20x-s0", "transtailor-1.20x-s0"]
+    for r in res.rows:
+        assert r["speedup"] >= 1.2 * 0.98
+    assert "| taylor-1.20x | 1 |" in res.table and "speed-up" in res.table
+    with pytest.raises(Exception, match="speed-ups above 1"):
+        CompareConfig(cost="latency", budgets="0.2").validate()

@@ -209,24 +209,9 @@ def test_cuda_target_logic_on_a_cpu_machine(tmp_path):
     assert all(w % 8 == 0 for k, w in record.remaining.items() if record.removed[k])
 
 
-def _fake_speed(monkeypatch):
-    """Measured speed-ups replaced by the MACs ratio, so that a stop on them is deterministic."""
-    from transtailor.methods import common
-    from transtailor.models.timing import Latency
-
-    def fake(models, reference, input_shape, setup, rounds=5):
-        macs = {k: layer_macs(m, input_shape[-1])[0] for k, m in models.items()}
-        return {k: Latency(ms=macs[k] / 1e6, speedup=macs[reference] / macs[k],
-                           speedup_min=macs[reference] / macs[k], speedup_max=macs[reference] / macs[k])
-                for k in models}
-
-    monkeypatch.setattr(common, "compare_latency", fake)
-
-
-def test_target_speedup_stops_the_loop(tmp_path, tiny_folder, monkeypatch):
+def test_target_speedup_stops_the_loop(tmp_path, tiny_folder, fake_speed):
     from transtailor import PruneConfig, prune
 
-    _fake_speed(monkeypatch)
     cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
                       method="l1", flops_reduction=0.9, flops_step=0.1, target_speedup=1.25, round_to=8,
                       val_fraction=0.3, out=str(tmp_path / "run"))
@@ -238,14 +223,11 @@ def test_target_speedup_stops_the_loop(tmp_path, tiny_folder, monkeypatch):
     assert its[-1]["flops_reduction"] < 0.9
 
 
-def test_latency_cost_search_and_benchmark_command(tmp_path, tiny_folder, monkeypatch, capsys):
+def test_latency_cost_search_and_benchmark_command(tmp_path, tiny_folder, monkeypatch, fake_speed, capsys):
     """A latency-cost prune on a fake table, then ``transtailor benchmark`` on its run folder (real timing)."""
     from transtailor import PruneConfig, prune
     from transtailor.cli.main import main
-    from transtailor.pruning.cost import table as table_module
 
-    monkeypatch.setattr(table_module, "time_spec", lambda spec, setup: _fake_timer((0, 0))(spec))
-    _fake_speed(monkeypatch)
     cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
                       method="random", cost="latency", target_speedup=1.3, latency_step=0.15, round_to=8,
                       latency_batch=4, latency_cache=str(tmp_path / "cache"), val_fraction=0.3,
@@ -280,3 +262,44 @@ def test_latency_options_are_checked(tmp_path):
         SearchConfig(round_to=0).validate()
     with pytest.raises(ConfigError, match="target-speedup"):
         SearchConfig(target_speedup=0.9).validate()
+
+
+def test_latency_cost_keeps_channels_that_buy_no_time(tmp_path):
+    model, head = _model("resnet18")
+    sites = find_gate_sites(model, 32, exclude=(head,))
+    flat_time = lambda spec: 1.0  # noqa: E731  (every layer takes the same time at any width: overhead-bound)
+    table = LatencyTable(TimingSetup("cpu", 4, 1), tmp_path, timer=flat_time)
+    cost = LatencyCost(table, 32)
+    widths = conv_widths(model)
+    record, _ = prune_to_budget(model, sites, random_scores(model, sites, 0), cost, 0.8 * cost.total(model), 32,
+                                head, cost_aware=True)
+    assert conv_widths(model) == widths and not any(record.removed.values())
+
+
+def test_knapsack_selection_is_optimal_on_a_small_instance():
+    """Against brute force over every combination of widths: least score removed for the saving needed."""
+    import itertools
+
+    from transtailor.pruning.pruner import select_knapsack
+
+    g = torch.Generator().manual_seed(3)
+    scores = [torch.rand(n, generator=g) for n in (6, 5, 4)]
+    widths = [allowed_widths(len(s), 1, 1) for s in scores]
+    costs = []  # convex, concave and step-shaped time curves
+    for s, ws, shape in zip(scores, widths, ("convex", "concave", "step")):
+        n = len(s)
+        curve = {"convex": lambda k: k * k, "concave": lambda k: (k ** 0.5) * 3, "step": lambda k: 10 if k > 2 else 1}
+        costs.append([float(curve[shape](k)) for k in [n] + ws])
+    need = 12.0
+    kept = select_knapsack(scores, widths, costs, need, bins=4000)
+
+    def loss_and_saving(ks):
+        loss = sum(float(torch.sort(s).values[: len(s) - k].sum()) for s, k in zip(scores, ks))
+        saving = sum(c[0] - c[([len(s)] + w).index(k)] for s, w, c, k in zip(scores, widths, costs, ks))
+        return loss, saving
+
+    options = [[len(s)] + w for s, w in zip(scores, widths)]
+    feasible = [loss_and_saving(ks) for ks in itertools.product(*options) if loss_and_saving(ks)[1] >= need]
+    best_loss = min(f[0] for f in feasible)
+    loss, saving = loss_and_saving(kept)
+    assert saving >= need and loss == pytest.approx(best_loss)

@@ -246,10 +246,17 @@ class CompareConfig(CommonConfig):
     methods: str = option("ft,ft-full,l2sp,delta,l1,taylor,sfp,gbn,random,transtailor",
                           f"comma-separated methods: {', '.join(COMPARE_METHODS)}")
     seeds: str = option("0,1,2", "comma-separated seeds")
-    budgets: str = option("0.2,0.3", "comma-separated FLOPs reductions for the pruning methods")
+    budgets: str = option("0.2,0.3", "comma-separated budgets of the pruning methods: FLOPs reductions, or with "
+                          "--cost latency measured speed-ups (e.g. 1.3,1.6)")
     ft_epochs: int | None = option(None, "epochs of the initial FT of the pruning methods (default: --epochs)")
     flops_step: float = option(0.1, "pruning methods remove this fraction per step, fine-tuning after each")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
+    cost: str = option("macs", "what the pruning methods' budget is spent in: macs (budgets are FLOPs reductions) "
+                       "or latency (budgets are measured speed-ups on --latency-target)", ("macs", "latency"))
+    round_to: int | None = option(None, "pruned layers keep a multiple of this many channels (default: per "
+                                  "--latency-target)")
+    latency_step: float | None = option(None, "with --cost latency: share of the original latency removed per "
+                                        "step (default: --flops-step)")
 
     def method_list(self) -> list[str]:
         return [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -273,7 +280,16 @@ class CompareConfig(CommonConfig):
                               f"{self.budgets!r}") from None
         if not seeds:
             raise ConfigError("--seeds needs at least one seed")
-        if any(not 0.0 < b < 1.0 for b in budgets):
+        if self.cost == "latency":
+            if any(not b > 1.0 for b in budgets):
+                raise ConfigError(f"with --cost latency, --budgets are speed-ups above 1 (e.g. 1.3,1.6), got "
+                                  f"{self.budgets}")
+            if "sfp" in self.method_list():
+                raise ConfigError("--method sfp selects filters by MACs while it trains: leave it out of "
+                                  "--methods with --cost latency")
+            if not self.latency:
+                raise ConfigError("--cost latency measures latency: drop --no-latency")
+        elif any(not 0.0 < b < 1.0 for b in budgets):
             raise ConfigError(f"--budgets must be in (0, 1), got {self.budgets}")
         if not 0.0 < self.flops_step < 1.0:
             raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")

@@ -28,7 +28,7 @@ from ..pruning import GateSite
 from ..pruning.cost import Cost, LatencyCost, LatencyTable, MacCost
 
 #: ``--round-to`` when not given, per latency target (measured: README, "Speed for MACs")
-DEFAULT_ROUND_TO = {"cpu": 1, "onnxruntime": 1, "cuda": 1}
+DEFAULT_ROUND_TO = {"cpu": 8, "onnxruntime": 8, "cuda": 8}
 #: a measured speed-up this close below ``--target-speedup`` counts as reached
 SPEEDUP_TOLERANCE = 0.02
 
@@ -38,6 +38,7 @@ class StepBudget:
     cost: Cost
     target: float  # in the cost's unit
     cost_aware: bool  # rank by score per unit of cost saved
+    knapsack: bool = False  # exact least-score selection (measured better than greedy on latency tables)
 
 
 def round_to(cfg: IterativeConfig, target: str) -> int:
@@ -119,4 +120,4 @@ class Budget:
         r_now = 1.0 / last["speedup_batch"] if "speedup_batch" in last else 1.0
         r_next = relative_time_target(r_now, self.step, self.target_speedup)
         t_next = table_target(t_now, r_now, r_next, fitted_slope(r_now, t_now))
-        return StepBudget(lat, t_next * total0, True)
+        return StepBudget(lat, t_next * total0, True, knapsack=True)

@@ -51,7 +51,10 @@ class CompareResult:
 
 
 def run_label(method: str, budget: float | None) -> str:
-    return method if budget is None else f"{method}-{round(100 * budget)}"
+    """``taylor-30`` for a FLOPs reduction of 0.3, ``taylor-1.30x`` for a speed-up of 1.3."""
+    if budget is None:
+        return method
+    return f"{method}-{budget:.2f}x" if budget > 1.0 else f"{method}-{round(100 * budget)}"
 
 
 def plan_runs(cfg: CompareConfig) -> list[tuple[str, float | None, int]]:
@@ -72,8 +75,8 @@ def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[fl
     steps is passed on the way to a larger one: that row is read from the larger run's iteration
     instead of being run again (the steps before it are the same).
     """
-    if budget is None:
-        return None, None
+    if budget is None or cfg.cost == "latency":  # a measured speed-up is no whole number of steps
+        return budget, None
     largest = max(cfg.budget_list())
     k = round(budget / cfg.flops_step)
     if budget < largest and k >= 1 and abs(k * cfg.flops_step - budget) < 1e-6 and cfg.flops_step < largest:
@@ -89,11 +92,21 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
         return FinetuneConfig(**{**common, "regularizer": "none"}, mode="head")
     if method in ("ft-full",) + REGULARIZED:
         return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
+    assert budget is not None
+    if cfg.cost == "latency":
+        step = cfg.latency_step or cfg.flops_step
+        latency = dict(ft_epochs=cfg.ft_epochs, finetune_epochs=cfg.finetune_epochs, cost="latency",
+                       latency_step=step, target_speedup=budget, round_to=cfg.round_to,
+                       from_ft=None if start is None else str(start))
+        if method in PRUNING:
+            return PruneConfig(**common, **latency, method=method)
+        share = 1.0 - 1.0 / budget
+        return SearchConfig(**common, **latency, tau=math.inf, max_iterations=math.ceil(share / step - 1e-9) + 2)
     iterative = dict(ft_epochs=cfg.ft_epochs, flops_step=min(cfg.flops_step, budget or 1.0),
-                     finetune_epochs=cfg.finetune_epochs, from_ft=None if start is None else str(start))
+                     finetune_epochs=cfg.finetune_epochs, round_to=cfg.round_to,
+                     from_ft=None if start is None else str(start))
     if method in PRUNING:
         return PruneConfig(**common, **iterative, method=method, flops_reduction=budget)
-    assert budget is not None
     return SearchConfig(**common, **iterative, target_flops_reduction=budget, tau=math.inf,
                         max_iterations=max(1, math.ceil(budget / iterative["flops_step"] - 1e-9)))
 
@@ -165,7 +178,7 @@ def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int
     return {"method": method, "budget": budget, "seed": seed, "run": run,
             "flops_reduction": s.get("flops_reduction", 0.0), "params": s.get("params"), "macs": s.get("macs"),
             "val_top1": s.get("val_top1"), "test_top1": s["test_top1"], "wall_seconds": s.get("wall_seconds"),
-            "curve": curve}
+            "speedup": s.get("speedup_batch"), "curve": curve}
 
 
 def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
@@ -177,11 +190,15 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
         f"{statistics.mean(r['params'] for r in rs) / 1e6:.2f}" if all(r["params"] for r in rs) else "-",
         mean_std([r["val_top1"] for r in rs if r["val_top1"] is not None]),
         mean_std([r["test_top1"] for r in rs]),
+        mean_std([r["speedup"] for r in rs if r.get("speedup")]) if any(r.get("speedup") for r in rs) else "-",
         f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
     ] for label, rs in groups.items()]
     title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
              f"seeds {cfg.seeds}")
     note = ("\n\nPruning methods and TransTailor start from the FT model of the same seed; their wall time "
             "is their own, without that FT's." if any(r["budget"] is not None for r in rows) else "")
+    if cfg.cost == "latency":
+        note += (f" Budgets are measured speed-ups at batch {cfg.latency_batch} on the latency target; the "
+                 "speed-up column is each run's own measurement against its FT model.")
     return title + "\n\n" + markdown_table(["method", "seeds", "FLOPs red. %", "M params", "val top-1 %",
-                                            "test top-1 %", "wall s"], body) + note
+                                            "test top-1 %", "speed-up", "wall s"], body) + note

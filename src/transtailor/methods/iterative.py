@@ -251,7 +251,8 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
         importance = scored.importance if scored.importance is not None else scored.scores
         record, kept = prune_to_budget(model, sites, importance, budget.cost, budget.target, cfg.image_size,
                                        s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
-                                       max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to)
+                                       max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
+                                       knapsack=budget.knapsack)
         times["seconds_prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,

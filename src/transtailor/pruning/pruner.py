@@ -113,12 +113,13 @@ def allowed_widths(n: int, lower: int, round_to: int = 1) -> list[int]:
 
 
 def select(scores: list[torch.Tensor], widths: list[list[int]], costs: list[list[float]], need: float,
-           cost_aware: bool) -> list[int]:
+           cost_aware: bool, min_saving: float = 0.0) -> list[int]:
     """The kept width of each group so that the cost saved reaches ``need`` (greedy, see the module doc).
 
     ``scores[g]`` are group g's channel scores; ``widths[g]`` its allowed kept widths below its
     current one, descending; ``costs[g]`` the cost at its current width followed by the cost at
-    each allowed width. Returns each group's chosen kept width (its current one if untouched).
+    each allowed width. When ``cost_aware``, a move must save more than ``min_saving``: channels
+    that buy no time are kept. Returns each group's chosen kept width (its current one if untouched).
     """
     order = [torch.sort(s.double(), stable=True).values for s in scores]
     cums = [torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(o, 0)]) for o in order]
@@ -138,6 +139,8 @@ def select(scores: list[torch.Tensor], widths: list[list[int]], costs: list[list
         for p in range(pos[g] + 1, len(ks) + 1):  # look ahead: the cheapest ratio to any rung below
             k = ks[p - 1]
             saved = here_c - cs[p]
+            if saved <= min_saving:
+                continue
             ratio = float(cum[n[g] - k] - cum[n[g] - here_k]) / max(saved, 1e-12)
             if best is None or ratio < best[0]:
                 best = (ratio, p)
@@ -159,6 +162,59 @@ def select(scores: list[torch.Tensor], widths: list[list[int]], costs: list[list
     return [n[g] if pos[g] == 0 else widths[g][pos[g] - 1] for g in range(len(scores))]
 
 
+def select_knapsack(scores: list[torch.Tensor], widths: list[list[int]], costs: list[list[float]], need: float,
+                    min_saving: float = 0.0, bins: int = 2000) -> list[int]:
+    """The kept widths that save at least ``need`` while removing the least total score.
+
+    A multiple-choice knapsack (each group picks one width of its ladder, HALP's formulation) solved
+    by dynamic programming over the saving, discretised in ``bins`` steps of ``need / bins`` and
+    rounded down (so the saving reached is never overstated). Arguments as for :func:`select`. If
+    ``need`` cannot be met, the widths that save the most are returned.
+    """
+    import numpy as np
+
+    if need <= 0:
+        return [len(s) for s in scores]
+    step = need / bins
+    inf = float("inf")
+    best = np.full(bins + 1, inf)
+    best[0] = 0.0
+    choice: list[np.ndarray] = []
+    for g, s in enumerate(scores):
+        cum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(torch.sort(s.double()).values, 0)])
+        n = len(s)
+        options = [(0, 0.0, -1)]  # (bins saved, score removed, ladder index)
+        for p, k in enumerate(widths[g]):
+            saved = costs[g][0] - costs[g][p + 1]
+            if saved > min_saving:
+                options.append((min(int(saved / step), bins), float(cum[n - k]), p))
+        new = np.full(bins + 1, inf)
+        pick = np.full(bins + 1, -1, dtype=np.int64)
+        prev = np.arange(bins + 1)
+        for b_saved, loss, p in options:
+            cand = np.full(bins + 1, inf)
+            src = np.arange(bins + 1)
+            if b_saved == 0:
+                cand = best + loss
+            else:
+                cand[b_saved:] = best[:-b_saved] + loss
+                src[b_saved:] = np.arange(bins + 1 - b_saved)
+            lo = bins - b_saved  # the last bin means "need met": reachable from any bin within b_saved of it
+            j = lo + int(np.argmin(best[lo:]))
+            if best[j] + loss < cand[bins]:
+                cand[bins], src[bins] = best[j] + loss, j
+            better = cand < new
+            new[better], pick[better], prev[better] = cand[better], p, src[better]
+        choice.append(np.stack([pick, prev]))
+        best = new
+    target = bins if np.isfinite(best[bins]) else int(np.max(np.nonzero(np.isfinite(best))[0]))
+    kept = []
+    for g in range(len(scores) - 1, -1, -1):
+        p, target = int(choice[g][0][target]), int(choice[g][1][target])
+        kept.append(len(scores[g]) if p < 0 else widths[g][p])
+    return kept[::-1]
+
+
 def prune_to_budget(
     model: nn.Module,
     sites: list[GateSite],
@@ -173,8 +229,12 @@ def prune_to_budget(
     cost_aware: bool = False,
     max_fraction: float = 1.0,
     round_to: int = 1,
+    knapsack: bool = False,
 ) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
     """Remove the lowest-scored channels until ``cost.total(model) <= target``.
+
+    ``knapsack`` (with ``cost_aware``) picks each round's widths by :func:`select_knapsack`, the
+    least total score for the saving, instead of the greedy :func:`select`.
 
     ``scores[site.module]`` holds one value per channel of each gate site. Returns the pruning
     record and the scores of the surviving channels (same keys, shorter tensors).
@@ -207,10 +267,20 @@ def prune_to_budget(
                 ladders.append(allowed_widths(g.channels, max(min_channels, g.channels - may_remove), round_to))
             costs = cost.group_costs(model, [g.layers for g in groups],
                                      [[g.channels] + ks for g, ks in zip(groups, ladders)])
-            kept = select(group_scores, ladders, costs, now - target, cost_aware)
+            min_saving = getattr(cost, "min_saving_share", 0.0) * now
+            if knapsack and cost_aware:
+                kept = select_knapsack(group_scores, ladders, costs, now - target, min_saving)
+            else:
+                kept = select(group_scores, ladders, costs, now - target, cost_aware, min_saving)
             chosen = {gi: k for gi, k in enumerate(kept) if k < groups[gi].channels}
             if not chosen:
-                log.warning("nothing left to prune: every layer is at its minimum width")
+                if min_saving > 0:
+                    log.warning("no channel this step may remove saves time on the target (%.1f %s left, %.1f "
+                                "wanted): the model is bound by per-operator overhead there, not by its widths; "
+                                "a larger --latency-batch, or --latency-target onnxruntime on a CPU, leaves "
+                                "more to gain", now, cost.unit, target)
+                else:
+                    log.warning("nothing left to prune: every layer is at its minimum width")
                 break
             for gi, k in chosen.items():
                 g = groups[gi]

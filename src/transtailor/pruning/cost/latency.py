@@ -18,6 +18,9 @@ from .table import LatencyTable
 
 class LatencyCost:
     unit = "ms"
+    #: a removal must save more than this share of the model's table total (less is measurement noise,
+    #: or a layer whose time does not depend on its width): such channels are kept
+    min_saving_share = 1e-3
 
     def __init__(self, table: LatencyTable, image_size: int, bn_convs: set[str] | None = None,
                  points: int = 6) -> None:
