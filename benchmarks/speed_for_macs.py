@@ -100,7 +100,8 @@ def run_group(name: str, size: int, target: str, args) -> list[dict]:
                          "macs_reduction": red, "ms": res[key].ms, "speedup": res[key].speedup,
                          "speedup_min": res[key].speedup_min, "speedup_max": res[key].speedup_max,
                          "latency_per_mac": lat_red / red if red > 0 else None,
-                         "device": device_name(target), "threads": args.threads, "rounds": args.rounds})
+                         "device": device_name(target), "threads": args.threads, "rounds": args.rounds,
+                         "command": "python benchmarks/speed_for_macs.py " + " ".join(sys.argv[1:])})
     return rows
 
 
@@ -113,7 +114,9 @@ def render(rows: list[dict], command: str) -> str:
                      f"{r['speedup']:.2f}x [{r['speedup_min']:.2f}-{r['speedup_max']:.2f}]",
                      f"{r['latency_per_mac']:.2f}" if r["latency_per_mac"] is not None else "-"])
     devices = sorted({f"{r['target']}: {r['device']}" for r in rows})
-    head = (f"Command: `python benchmarks/speed_for_macs.py {command}`\n\nDevices: {'; '.join(devices)}. "
+    commands = list(dict.fromkeys(r.get("command", f"python benchmarks/speed_for_macs.py {command}") for r in rows))
+    head = ("Commands (rows in the order they ran): " + "; ".join(f"`{c}`" for c in commands) +
+            f"\n\nDevices: {'; '.join(devices)}. "
             "Random weights and scores; speed-up = median over interleaved rounds [min-max]; "
             "lat/MAC = (1 - 1/speed-up) / MACs reduction.\n\n")
     return head + markdown_table(["model", "px", "target", "batch", "cost", "budget %", "round-to", "MACs red. %",
