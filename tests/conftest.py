@@ -55,6 +55,12 @@ def _fast_torch():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_latency_cache(tmp_path_factory, monkeypatch):
+    """Latency tables go to a folder of the test's own, never into the user's cache (fake timers write there)."""
+    monkeypatch.setenv("TRANSTAILOR_CACHE", str(tmp_path_factory.mktemp("transtailor-cache")))
+
+
 @pytest.fixture
 def fake_speed(monkeypatch):
     """Timing by arithmetic, so that latency-driven behaviour is deterministic: a model's measured

@@ -1,6 +1,8 @@
 """transtailor compare: runs every (method, budget, seed), writes a table and a plot, resumes."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -82,5 +84,6 @@ def test_compare_at_equal_latency(tiny_folder, tmp_path, fake_speed):
     for r in res.rows:
         assert r["speedup"] >= 1.2 * 0.98
     assert "| taylor-1.20x | 1 |" in res.table and "speed-up" in res.table
+    assert list((Path(os.environ["TRANSTAILOR_CACHE"]) / "latency").glob("cpu-b2-*.json"))  # not the user's cache
     with pytest.raises(Exception, match="speed-ups above 1"):
         CompareConfig(cost="latency", budgets="0.2").validate()

@@ -303,3 +303,13 @@ def test_knapsack_selection_is_optimal_on_a_small_instance():
     best_loss = min(f[0] for f in feasible)
     loss, saving = loss_and_saving(kept)
     assert saving >= need and loss == pytest.approx(best_loss)
+
+
+def test_latency_table_file_is_readable_like_any_other_file(tmp_path):
+    import os
+
+    table = LatencyTable(TimingSetup("cpu", 1, 1), tmp_path, timer=lambda spec: 1.0)
+    table.lookup([LayerSpec("linear", 4, 3)])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert table.path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -105,6 +105,9 @@ class LatencyTable:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
                 json.dump({"identity": self.identity, "entries": merged}, fh, indent=0, sort_keys=True)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # as any file the user writes (mkstemp makes it 0600)
             os.replace(tmp, self.path)
             self._dirty = False
         except OSError as exc:  # a read-only cache costs time, not the run
