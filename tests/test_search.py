@@ -143,3 +143,17 @@ def test_search_commands_bad_input(args, words, tmp_path, capsys):
     code = main([a.replace("{tmp}", str(tmp_path)) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0]
+
+
+def test_a_tau_stop_is_recorded_as_tau_even_when_the_step_removed_nothing(tiny_folder, tmp_path, monkeypatch):
+    real = tt_loop._evaluate_and_measure
+
+    def fake_iteration(s, loop, it, macs0, epochs, iterations=None):  # val falls by 10 points, MACs unchanged
+        rec = {"iteration": it, "phase": "search", **real(s, macs0), "val_top1": 40.0, "macs": macs0,
+               "flops_reduction": 0.0}
+        return rec, {"scores": {}}, {"macs_before": macs0, "macs_after": macs0, "removed": {}, "remaining": {}}
+
+    monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
+    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, val=None: {"val_top1": 50.0, "test_top1": 1.0})
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
+    assert res.summary["stopped"] == "tau" and res.summary["best_iteration"] == 0
