@@ -25,20 +25,7 @@ from transtailor.models.timing import TimingSetup
 from transtailor.pruning import find_gate_sites
 from transtailor.pruning.cost import LatencyCost, LatencyTable
 from transtailor.pruning.criteria import l1_scores, random_scores
-from transtailor.pruning.pruner import _gated_groups, allowed_widths, select, select_knapsack
-
-
-def step_problem(model, head, sites, scores, cost, size, round_to):
-    _, groups, names = _gated_groups(model, size, head, {s.module for s in sites})
-    group_scores, ladders = [], []
-    for g in groups:
-        sc = torch.zeros(g.channels, dtype=torch.float64)
-        for name, idx in g.site_idx.items():
-            sc += scores[name][torch.as_tensor(idx)].double()
-        group_scores.append(sc)
-        ladders.append(allowed_widths(g.channels, g.channels - int(0.3 * g.channels), round_to))
-    costs = cost.group_costs(model, [g.layers for g in groups], [[g.channels] + ks for g, ks in zip(groups, ladders)])
-    return group_scores, ladders, costs
+from transtailor.pruning.pruner import round_problem, select, select_knapsack
 
 
 def outcome(scores, ladders, costs, kept):
@@ -69,7 +56,9 @@ def main() -> None:
     rows, ratios = [], {step: [] for step in args.steps}
     for step in args.steps:
         for name, scores in criteria.items():
-            problem = step_problem(model, head, sites, scores, cost, args.image_size, args.round_to)
+            rp = round_problem(model, {s.module for s in sites}, scores, cost, args.image_size, head,
+                               max_fraction=0.3, round_to=args.round_to)
+            problem = (rp.scores, rp.ladders, rp.costs)
             need, floor = step * total, LatencyCost.min_saving_share * total
             greedy = outcome(*problem, select(*problem, need, True, floor))
             knap = outcome(*problem, select_knapsack(*problem, need, floor))

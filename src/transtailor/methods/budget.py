@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..config import IterativeConfig
-from ..models.timing import TimingSetup
+from ..models.timing import TimingSetup, resolve_target
 from ..pruning import GateSite
 from ..pruning.cost import Cost, LatencyCost, LatencyTable, MacCost
 
@@ -41,8 +42,11 @@ class StepBudget:
     knapsack: bool = False  # exact least-score selection (measured better than greedy on latency tables)
 
 
-def round_to(cfg: IterativeConfig, target: str) -> int:
-    return cfg.round_to if cfg.round_to is not None else DEFAULT_ROUND_TO.get(target, 1)
+def resolve_round_to(cfg: IterativeConfig, device: torch.device | str) -> int:
+    """``--round-to``, or the default of the run's latency target (``auto`` read against ``device``)."""
+    if cfg.round_to is not None:
+        return cfg.round_to
+    return DEFAULT_ROUND_TO[resolve_target(cfg.latency_target, device)]
 
 
 def step_share(cfg: IterativeConfig, flops_step: float | None) -> float | None:
@@ -90,15 +94,17 @@ class Budget:
     """Builds each step's :class:`StepBudget` for a run (one latency table for all its steps)."""
 
     def __init__(self, cfg: IterativeConfig, step: float, target_reduction: float | None,
-                 target_speedup: float | None, flops_aware: bool, timing: TimingSetup | None) -> None:
+                 target_speedup: float | None, flops_aware: bool, timing: TimingSetup | None,
+                 device: torch.device | str) -> None:
         self.cfg = cfg
         self.step = step
         self.target_reduction = target_reduction
         self.target_speedup = target_speedup
         self.flops_aware = flops_aware
         self.timing = timing
-        self.round_to = round_to(cfg, timing.target if timing else "cpu")
+        self.round_to = resolve_round_to(cfg, device)
         self.table: LatencyTable | None = None
+        self._total0: float | None = None  # the original model's table total
         if cfg.cost == "latency":
             assert timing is not None, "--cost latency needs latency measurement"
             self.table = LatencyTable(timing, cfg.latency_cache)
@@ -114,7 +120,9 @@ class Budget:
                               self.flops_aware)
         assert original is not None
         lat = LatencyCost(self.table, size, {s.conv for s in sites if s.kind != "conv"})
-        total0 = lat.total(original)
+        if self._total0 is None:
+            self._total0 = lat.total(original)
+        total0 = self._total0
         t_now = lat.total(model) / total0
         last = iterations[-1]
         r_now = 1.0 / last["speedup_batch"] if "speedup_batch" in last else 1.0

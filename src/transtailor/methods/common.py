@@ -140,12 +140,12 @@ def measure(model: nn.Module, image_size: int, *, setup: TimingSetup | None = No
     macs, params = count_macs_params(model, image_size)
     out: dict[str, Any] = {"macs": macs, "params": params}
     if setup is not None and is_main():  # only rank 0 records it
-        out.update(measure_latency(model, image_size, setup, reference, rounds))
+        out.update(latency_fields(model, image_size, setup, reference, rounds))
     return out
 
 
-def measure_latency(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
-                    rounds: int = 5) -> dict[str, Any]:
+def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
+                   rounds: int = 5) -> dict[str, Any]:
     """The latency fields of a record: ``latency_ms_b1``, ``latency_ms_batch`` and the speed-ups."""
     out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
                            "latency_threads": setup.torch_threads()}

@@ -28,11 +28,10 @@ import torch.nn as nn
 
 from ..config import IterativeConfig, from_dict
 from ..data.sampling import reseed_loader
-from ..distributed import barrier, is_main
+from ..distributed import barrier, is_main, world_size
 from ..errors import ConfigError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
-from ..distributed import world_size
 from ..models.timing import TimingSetup
 from ..pruning import GateSite, PruneRecord, find_gate_sites
 from ..pruning.pruner import prune_to_budget
@@ -167,7 +166,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         _log_iteration(rec)
     iterations: list[dict[str, Any]] = read_json(run.file(ITERATIONS_FILE))
     macs0 = state["macs_original"]
-    loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing),
+    loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing, s.device),
                  timing, original)
 
     it = state["completed"]

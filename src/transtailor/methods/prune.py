@@ -28,8 +28,7 @@ from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_score
 from ..pruning.gates import fold_gates
 from ..pruning.pruner import PruneRecord, remove_channels
 from ..pruning.soft import l2_scores, soft_select, zero_channels
-from .budget import round_to, step_share
-from .common import timing_setup
+from .budget import resolve_round_to, step_share
 from .finetune import finetune_phase
 from ..pruning.importance import train_alpha
 from .common import Setup
@@ -63,7 +62,7 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
     """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
     cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
     selections: dict[int, dict] = {}
-    widths = round_to(cfg, timing_setup(cfg, s.device).target)
+    widths = resolve_round_to(cfg, s.device)
 
     def soft_prune(epoch: int) -> None:
         selections[epoch] = soft_select(model, sites, target, cfg.image_size, head, cfg.min_channels,

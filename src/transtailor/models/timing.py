@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import platform
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -124,11 +124,9 @@ def make_runner(model: nn.Module, input_shape: tuple[int, ...], setup: TimingSet
 
 
 def _copy_to(model: nn.Module, device: torch.device) -> nn.Module:
+    """A copy on ``device``: timing sets eval mode and memory formats without touching the caller's model."""
     import copy
 
-    first = next(model.parameters(), None)
-    if first is not None and first.device == device:
-        return copy.deepcopy(model)
     return copy.deepcopy(model).to(device)
 
 
@@ -156,18 +154,19 @@ def ort_session(model_bytes: bytes | str, threads: int) -> Any:
     return ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], Any]:
-    session = ort_session(onnx_bytes(model, x), threads)
+def _session_runner(session: Any, x: torch.Tensor) -> Callable[[], Any]:
     feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)
+
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], Any]:
+    return _session_runner(ort_session(onnx_bytes(model, x), threads), x)
 
 
 def onnx_file_runner(path: str, input_shape: tuple[int, ...], threads: int) -> Callable[[], Any]:
     """A runner for an exported ``.onnx`` file (its first input gets a fixed random tensor)."""
-    session = ort_session(path, threads)
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: session.run(None, feed)
+    return _session_runner(ort_session(path, threads), x)
 
 
 def time_runner(fn: Callable[[], Any], setup: TimingSetup, min_run_time: float | None = None) -> float:
@@ -203,9 +202,6 @@ class Latency:
     speedup_min: float
     speedup_max: float
     rounds: list[float] = field(default_factory=list)  # per-round ms
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def compare_latency(models: dict[str, nn.Module | Callable[[], Any]], reference: str,

@@ -23,8 +23,6 @@ import heapq
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
-
 import torch
 import torch.nn as nn
 import torch_pruning as tp
@@ -97,6 +95,44 @@ def _gated_groups(model: nn.Module, image_size: int, head: str, site_modules: se
         if site_idx:
             out.append(_Group(group, n, site_idx, GroupLayers(n, touched)))
     return graph, out, names
+
+
+@dataclass
+class RoundProblem:
+    """One round's choice: the current groups, each one's channel scores, allowed kept widths below its
+    current one (descending) and cost at its current width followed by the cost at each allowed width."""
+
+    graph: tp.DependencyGraph
+    groups: list[_Group]
+    names: dict[nn.Module, str]
+    scores: list[torch.Tensor]
+    ladders: list[list[int]]
+    costs: list[list[float]]
+
+
+def round_problem(model: nn.Module, site_modules: set[str], scores: dict[str, torch.Tensor], cost: Cost,
+                  image_size: int, head: str, *, min_channels: int = 1, max_fraction: float = 1.0,
+                  round_to: int = 1, removed_so_far: dict[str, int] | None = None,
+                  start_width: dict[str, int] | None = None) -> RoundProblem:
+    """The groups of the model as it is now, with scores, ladders and costs for :func:`select`.
+
+    ``removed_so_far`` and ``start_width`` (per group root) carry the per-layer cap across rounds.
+    """
+    removed_so_far = {} if removed_so_far is None else removed_so_far
+    start_width = {} if start_width is None else start_width
+    graph, groups, names = _gated_groups(model, image_size, head, site_modules)
+    group_scores, ladders = [], []
+    for g in groups:
+        score = torch.zeros(g.channels, dtype=torch.float64)
+        for name, idx in g.site_idx.items():
+            score += scores[name][torch.as_tensor(idx, dtype=torch.long)].double()
+        group_scores.append(score)
+        root = g.root_name(names)
+        start = start_width.setdefault(root, g.channels)
+        may_remove = math.floor(max_fraction * start + 1e-9) - removed_so_far.get(root, 0)
+        ladders.append(allowed_widths(g.channels, max(min_channels, g.channels - may_remove), round_to))
+    costs = cost.group_costs(model, [g.layers for g in groups], [[g.channels] + ks for g, ks in zip(groups, ladders)])
+    return RoundProblem(graph, groups, names, group_scores, ladders, costs)
 
 
 def allowed_widths(n: int, lower: int, round_to: int = 1) -> list[int]:
@@ -241,7 +277,6 @@ def prune_to_budget(
     """
     scores = {k: v.detach().clone().cpu() for k, v in scores.items()}
     widths_before = conv_widths(model)
-    macs_before, _ = layer_macs(model, image_size)
     site_modules = {s.module for s in sites}
     removed_so_far: dict[str, int] = {}  # per group root, across rounds
     start_width: dict[str, int] = {}
@@ -250,24 +285,18 @@ def prune_to_budget(
     was_training = model.training
     model.eval()
     cost_before = now = cost.total(model)
+    counts_macs = isinstance(cost, MacCost)
+    macs_before = int(cost_before) if counts_macs else layer_macs(model, image_size)[0]
     try:
         for _ in range(max_rounds):
             if now <= target:
                 break
-            graph, groups, names = _gated_groups(model, image_size, head, site_modules)
-            group_scores, ladders = [], []
-            for g in groups:
-                score = torch.zeros(g.channels, dtype=torch.float64)
-                for name, idx in g.site_idx.items():
-                    score += scores[name][torch.as_tensor(idx, dtype=torch.long)].double()
-                group_scores.append(score)
-                root = g.root_name(names)
-                start = start_width.setdefault(root, g.channels)
-                may_remove = math.floor(max_fraction * start + 1e-9) - removed_so_far.get(root, 0)
-                ladders.append(allowed_widths(g.channels, max(min_channels, g.channels - may_remove), round_to))
-            costs = cost.group_costs(model, [g.layers for g in groups],
-                                     [[g.channels] + ks for g, ks in zip(groups, ladders)])
-            min_saving = getattr(cost, "min_saving_share", 0.0) * now
+            rp = round_problem(model, site_modules, scores, cost, image_size, head, min_channels=min_channels,
+                               max_fraction=max_fraction, round_to=round_to, removed_so_far=removed_so_far,
+                               start_width=start_width)
+            graph, groups, names, group_scores, ladders, costs = (rp.graph, rp.groups, rp.names, rp.scores,
+                                                                   rp.ladders, rp.costs)
+            min_saving = cost.min_saving_share * now
             if knapsack and cost_aware:
                 kept = select_knapsack(group_scores, ladders, costs, now - target, min_saving)
             else:
@@ -297,7 +326,7 @@ def prune_to_budget(
             now = cost.total(model)
     finally:
         model.train(was_training)
-    macs_after, _ = layer_macs(model, image_size)
+    macs_after = int(now) if counts_macs else layer_macs(model, image_size)[0]
     widths_after = conv_widths(model)
     record = PruneRecord(
         macs_before=macs_before,
@@ -349,10 +378,3 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
     return PruneRecord(macs_before=macs_before, macs_after=macs_after,
                        removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
                        remaining=widths_after, cost_before=macs_before, cost_after=macs_after)
-
-
-def iter_group_widths(model: nn.Module, image_size: int, head: str, sites: list[GateSite]) -> Iterator[tuple[str, int]]:
-    """(root conv, channels) of every gated group: the widths the pruner rounds."""
-    _, groups, names = _gated_groups(model, image_size, head, {s.module for s in sites})
-    for g in groups:
-        yield g.root_name(names), g.channels

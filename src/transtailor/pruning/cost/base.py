@@ -92,6 +92,8 @@ class Cost(Protocol):
     """What the selection routine asks of a cost."""
 
     unit: str
+    #: a removal must save more than this share of the model's total to be made (0: any saving)
+    min_saving_share: float
 
     def total(self, model: nn.Module) -> float:
         """The model's cost now."""

@@ -5,16 +5,16 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ...models.measure import layer_macs
-from .base import GroupLayers, LayerSpec
+from .base import GroupLayers
 
 
 class MacCost:
     unit = "MACs"
+    min_saving_share = 0.0
 
     def __init__(self, image_size: int) -> None:
         self.image_size = image_size
         self._per_layer: dict[str, int] = {}
-        self._specs: dict[str, LayerSpec] = {}
 
     def total(self, model: nn.Module) -> float:
         total, self._per_layer = layer_macs(model, self.image_size)
