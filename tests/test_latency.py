@@ -167,7 +167,9 @@ def test_step_budget_arithmetic():
     assert fitted_slope(1.0, 1.0) == 1.0
     # the table fell by 0.2 while measured time fell by 0.1: half a unit per unit
     assert fitted_slope(0.9, 0.8) == pytest.approx(0.5)
-    assert table_target(0.8, 0.9, 0.8, 0.5) == pytest.approx(0.6)
+    assert table_target(0.8, 0.9, 0.8, 0.5, 0.1) == pytest.approx(0.6)
+    # a low fitted slope would ask for 0.5 of the table in one step: capped at twice the step
+    assert table_target(0.9, 0.95, 0.85, 0.2, 0.1) == pytest.approx(0.7)
     assert reached_speedup({"speedup_batch": 1.48}, 1.5) and not reached_speedup({"speedup_batch": 1.4}, 1.5)
     assert not reached_speedup({}, 1.5)
 

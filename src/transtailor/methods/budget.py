@@ -78,9 +78,13 @@ def relative_time_target(r_now: float, step: float, target_speedup: float | None
     return r_next
 
 
-def table_target(t_now: float, r_now: float, r_next: float, slope: float) -> float:
-    """The table's relative total that should bring the measured relative time to ``r_next``."""
-    return t_now - (r_now - r_next) / slope
+def table_target(t_now: float, r_now: float, r_next: float, slope: float, step: float) -> float:
+    """The table's relative total that should bring the measured relative time to ``r_next``.
+
+    A step asks the table for at most twice ``step``: a slope fitted on one noisy measurement would
+    otherwise ask for half the model in one step (and the fine-tuning after it could not recover).
+    """
+    return max(t_now - (r_now - r_next) / slope, t_now - 2.0 * step)
 
 
 def fitted_slope(r_now: float, t_now: float) -> float:
@@ -127,5 +131,5 @@ class Budget:
         last = iterations[-1]
         r_now = 1.0 / last["speedup_batch"] if "speedup_batch" in last else 1.0
         r_next = relative_time_target(r_now, self.step, self.target_speedup)
-        t_next = table_target(t_now, r_now, r_next, fitted_slope(r_now, t_now))
+        t_next = table_target(t_now, r_now, r_next, fitted_slope(r_now, t_now), self.step)
         return StepBudget(lat, t_next * total0, True, knapsack=True)
