@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +22,8 @@ from transtailor.methods.budget import (fitted_slope, macs_target, reached_speed
 from transtailor.models import create_model
 from transtailor.models.heads import replace_head
 from transtailor.models.measure import layer_macs
-from transtailor.models.timing import (TimingSetup, check_target, compare_latency, make_runner, resolve_target)
+from transtailor.models.timing import (TimingSetup, check_target, compare_latency, library_versions,
+                                       make_runner, resolve_target)
 from transtailor.pruning import find_gate_sites
 from transtailor.pruning.cost import LatencyCost, LatencyTable, LayerSpec, layer_specs
 from transtailor.pruning.criteria import random_scores
@@ -315,3 +319,30 @@ def test_latency_table_file_is_readable_like_any_other_file(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert table.path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+_FAULTS = """
+import resource, sys, torch
+if sys.argv[1] == "kept":
+    from transtailor.models.timing import keep_heap_memory
+    assert keep_heap_memory()
+torch.ones(16 << 20)  # 64 MB: above glibc's largest mmap threshold (32 MB)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.ones(16 << 20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="glibc's allocator settings exist on Linux only")
+def test_cpu_timing_keeps_large_blocks_in_the_heap():
+    """After keep_heap_memory a 64 MB activation is not mapped and page-faulted afresh on every call."""
+    assert library_versions("cpu")["malloc"] == "heap-kept"  # tables measured otherwise are not reused
+
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    default, kept = faults("default"), faults("kept")
+    assert default > 10 * 16384 * 0.9  # the default maps each block anew: 16384 pages each
+    assert kept < default / 3
