@@ -1,0 +1,96 @@
+"""Table of the accuracy-at-equal-latency runs written by ``benchmarks/equal_latency.sh``.
+
+    python benchmarks/equal_latency_table.py benchmarks/results/compare-caltech101-latency
+
+Prints (and writes ``table.md`` and ``rows.json`` beside the runs): FT and FT-Full per seed, every
+step of every pruning run with its MAC reduction and measured speed-up, and a summary at equal
+measured latency: for each speed-up asked (``--at``), the step of each run whose measured
+batch speed-up is nearest to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def _runs(root: Path) -> list[dict[str, Any]]:
+    rows = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        m = re.fullmatch(r"(.+)-s(\d+)", d.name)
+        if not m:
+            continue
+        label, seed = m.group(1), int(m.group(2))
+        if (d / "iterations.json").exists():
+            its = json.loads((d / "iterations.json").read_text())
+            macs0 = its[0]["macs"]
+            for r in its[1:]:
+                rows.append({"run": label, "seed": seed, "iteration": r["iteration"],
+                             "macs_reduction": 1.0 - r["macs"] / macs0, "speedup": r.get("speedup_batch"),
+                             "speedup_range": r.get("speedup_batch_range"), "speedup_b1": r.get("speedup_b1"),
+                             "val": r["val_top1"], "test": r["test_top1"]})
+        elif (d / "summary.json").exists():
+            s = json.loads((d / "summary.json").read_text())
+            rows.append({"run": label, "seed": seed, "iteration": None, "macs_reduction": 0.0, "speedup": 1.0,
+                         "speedup_range": None, "speedup_b1": 1.0, "val": s["val_top1"], "test": s["test_top1"]})
+    return rows
+
+
+def _fmt(x: float | None, nd: int = 2) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _mean_std(xs: list[float]) -> str:
+    if not xs:
+        return "-"
+    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+
+def table(root: Path, at: list[float]) -> tuple[str, list[dict[str, Any]]]:
+    rows = _runs(root)
+    lines = ["| run | seed | step | MACs red. % | speed-up b32 [min-max] | speed-up b1 | val top-1 % | test top-1 % |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rng = r["speedup_range"]
+        sp = f"{_fmt(r['speedup'])}x" + (f" [{rng[0]:.2f}-{rng[1]:.2f}]" if rng else "")
+        lines.append(f"| {r['run']} | {r['seed']} | {'-' if r['iteration'] is None else r['iteration']} | "
+                     f"{100 * r['macs_reduction']:.1f} | {sp} | {_fmt(r['speedup_b1'])} | {r['val']:.2f} | "
+                     f"{r['test']:.2f} |")
+    summary = ["| run | at speed-up | seeds | speed-up b32 | MACs red. % | test top-1 % |", "|---|---|---|---|---|---|"]
+    runs = sorted({r["run"] for r in rows})
+    for run in runs:
+        mine = [r for r in rows if r["run"] == run]
+        if all(r["iteration"] is None for r in mine):
+            summary.append(f"| {run} | 1.00 | {len(mine)} | 1.00 | 0.0 | {_mean_std([r['test'] for r in mine])} |")
+            continue
+        for s in at:
+            picks = []
+            for seed in sorted({r["seed"] for r in mine}):
+                steps = [r for r in mine if r["seed"] == seed and r["speedup"] is not None]
+                if steps:
+                    picks.append(min(steps, key=lambda r: abs(r["speedup"] - s)))
+            summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p['speedup'] for p in picks])} | "
+                           f"{_mean_std([100 * p['macs_reduction'] for p in picks])} | "
+                           f"{_mean_std([p['test'] for p in picks])} |")
+    text = ("Every step\n\n" + "\n".join(lines) + "\n\nAt equal measured latency (per seed, the step whose "
+            "batch-32 speed-up is nearest)\n\n" + "\n".join(summary) + "\n")
+    return text, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--at", type=float, nargs="+", default=[1.3, 1.5])
+    args = ap.parse_args()
+    text, rows = table(args.root, args.at)
+    (args.root / "table.md").write_text(text)
+    (args.root / "rows.json").write_text(json.dumps(rows, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
