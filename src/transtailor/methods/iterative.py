@@ -148,6 +148,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     if state is not None:
         _restore_model(s, state["completed"])
         original = load_bundle(iteration_dir(run, 0) / MODEL_FILE).model.to(s.device) if timing else None
+        iterations = _committed_iterations(run, state["completed"])
     else:
         run.reset_metrics()
         _seed_iteration(s, 0)
@@ -162,9 +163,9 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         rec["best"] = True
         state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
                  "stopped": None}
-        _commit_iteration(s, 0, rec, None, None, state, [rec])
+        iterations = [rec]
+        _commit_iteration(s, 0, rec, None, None, state, iterations)
         _log_iteration(rec)
-    iterations: list[dict[str, Any]] = read_json(run.file(ITERATIONS_FILE))
     macs0 = state["macs_original"]
     loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing, s.device),
                  timing, original)
@@ -292,7 +293,11 @@ def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
 
 def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
                       state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
-    """Write the iteration's files, then the list and the state: a crash leaves the last state consistent."""
+    """Write the iteration's files, then the list, then the state: ``state.json`` is the commit.
+
+    A kill between any two writes leaves the state of the last committed iteration; resume trusts
+    only that (:func:`_committed_iterations`) and redoes what came after.
+    """
     folder = iteration_dir(s.run, it)
     save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec["macs"], "params": rec["params"]}))
     if saved is not None:
@@ -336,6 +341,27 @@ def _load_state(run: RunDir) -> dict[str, Any]:
     atomic_write(run.file("metrics.jsonl"), lambda fh: fh.writelines(_jsonl(r) for r in kept))
     log.info("resuming %s after iteration %d", run.path, done)
     return state
+
+
+def _committed_iterations(run: RunDir, completed: int) -> list[dict[str, Any]]:
+    """Iterations 0..``completed`` from their own ``metrics.json``, and ``iterations.json`` rewritten to them.
+
+    ``iterations.json`` may hold an iteration that was written before a kill but never committed.
+    """
+    out = []
+    for it in range(completed + 1):
+        path = iteration_dir(run, it) / "metrics.json"
+        try:
+            rec = read_json(path)
+            if not isinstance(rec, dict) or rec.get("iteration") != it:
+                raise ValueError("not this iteration's record")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--resume {run.path}: iteration {it} is committed but {path} cannot be read "
+                              f"({exc}); start the run again with a new --out") from None
+        out.append(rec)
+    if is_main():
+        write_json(run.file(ITERATIONS_FILE), out)
+    return out
 
 
 def _restore_model(s: Setup, it: int) -> None:

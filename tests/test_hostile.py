@@ -1,0 +1,56 @@
+"""Hostile input and faults: each case is answered with one clear line or handled correctly, and no
+work is lost. One test per case; the module grows with every case found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from transtailor.config import SearchConfig
+from transtailor.errors import ConfigError
+from transtailor.methods import search
+
+TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
+            threads=1)
+
+
+def _iterations(run):
+    return json.loads((run / "iterations.json").read_text())
+
+
+def test_resume_after_a_kill_between_the_list_and_the_state_redoes_the_iteration_once(tiny_folder, tmp_path):
+    """A kill after ``iterations.json`` took iteration 2 but before ``state.json`` committed it."""
+    whole = tmp_path / "whole"
+    search(SearchConfig(data=str(tiny_folder), out=str(whole), max_iterations=3, tau=100.0, **TINY))
+    done = _iterations(whole)
+    assert [r["iteration"] for r in done] == [0, 1, 2, 3]
+
+    killed = tmp_path / "killed"
+    shutil.copytree(whole, killed)
+    for name in ("summary.json", "best"):  # the run had not finished
+        path = killed / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(killed / "iter_003")
+    (killed / "iterations.json").write_text(json.dumps(done[:3]))  # iteration 2 in the list ...
+    state = {"completed": 1, "best": 1, "best_val": done[1]["val_top1"], "macs_original": done[0]["macs"],
+             "stopped": None}
+    (killed / "state.json").write_text(json.dumps(state))  # ... but the state still at iteration 1
+
+    search(SearchConfig(resume=str(killed)))
+    resumed = _iterations(killed)
+    keys = ("iteration", "val_top1", "test_top1", "macs", "filters_removed")
+    assert [{k: r.get(k) for k in keys} for r in resumed] == [{k: r.get(k) for k in keys} for r in done]
+    assert json.loads((killed / "summary.json").read_text())["stopped"] == "max_iterations"
+
+
+def test_resume_with_a_committed_iteration_unreadable_says_so(tiny_folder, tmp_path):
+    run = tmp_path / "run"
+    search(SearchConfig(data=str(tiny_folder), out=str(run), max_iterations=2, tau=100.0, **TINY))
+    state = json.loads((run / "state.json").read_text())
+    state.update(stopped=None)
+    (run / "state.json").write_text(json.dumps(state))
+    (run / "iter_001" / "metrics.json").write_text('{"iterat')  # truncated by a full disk
+    with pytest.raises(ConfigError, match="iteration 1 is committed but .*metrics.json cannot be read"):
+        search(SearchConfig(resume=str(run)))
