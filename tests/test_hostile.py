@@ -7,7 +7,9 @@ import json
 import shutil
 
 import pytest
+import torch
 
+from transtailor.cli import main
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
 from transtailor.methods import search
@@ -54,3 +56,52 @@ def test_resume_with_a_committed_iteration_unreadable_says_so(tiny_folder, tmp_p
     (run / "iter_001" / "metrics.json").write_text('{"iterat')  # truncated by a full disk
     with pytest.raises(ConfigError, match="iteration 1 is committed but .*metrics.json cannot be read"):
         search(SearchConfig(resume=str(run)))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from conftest import write_folder
+
+    root = tmp_path_factory.mktemp("hostile")
+    data = root / "data"
+    write_folder(data, {"a": 8, "b": 8, "c": 8}, "train")
+    write_folder(data, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
+    run = root / "run"
+    search(SearchConfig(data=str(data), out=str(run), max_iterations=1, tau=100.0, **TINY))
+    return run
+
+
+@pytest.mark.parametrize("target", ["summary.json", "state.json", "best/model.pt", "iter_001/model.pt", "config.yaml"])
+def test_export_never_replaces_a_runs_own_files(finished_run, target, capsys):
+    before = (finished_run / target).read_bytes()
+    assert main(["export", str(finished_run), "--output", str(finished_run / target), "--force"]) == 2
+    assert "one of the run's own files" in capsys.readouterr().err
+    assert (finished_run / target).read_bytes() == before
+
+
+def test_export_refuses_an_existing_file_without_force(finished_run, tmp_path, capsys):
+    out = tmp_path / "mine.torchscript.pt"
+    out.write_text("keep me")
+    assert main(["export", str(finished_run), "--output", str(out)]) == 2
+    assert "exists: pass --force" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+    assert main(["export", str(finished_run), "--output", str(out), "--force"]) == 0
+    assert torch.jit.load(str(out)) is not None
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
+
+
+def test_export_to_a_folder_or_an_unwritable_place_is_one_line(finished_run, tmp_path, capsys):
+    assert main(["export", str(finished_run), "--output", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["export", str(finished_run), "--output", str(blocker / "sub" / "m.onnx"), "--format", "onnx"]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -305,6 +305,7 @@ class ExportConfig:
     format: str = option("torchscript", "file format", ("torchscript", "onnx"))
     output: str | None = option(None, "file to write (default: beside the model)")
     image_size: int | None = option(None, "example input size (default: the size the model was trained at)")
+    force: bool = option(False, "replace --output if it exists (never a run's own files)")
 
     def validate(self) -> None:
         if self.image_size is not None:

@@ -24,6 +24,13 @@ SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 
 
+def file_mode() -> int:
+    """The mode a file the user writes gets (0o666 less the umask): ``mkstemp`` would leave 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool = False) -> Path:
     """Write ``path`` through ``write(fileobj)`` so that it appears complete or not at all (rank 0 only)."""
     path = Path(path)
@@ -36,6 +43,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

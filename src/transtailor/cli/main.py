@@ -89,7 +89,7 @@ def _cmd_export(args: dict[str, Any], config_file: str | None) -> int:
     from ..methods.export import export_model
 
     cfg = resolve(ExportConfig, flags=args, config_file=config_file)
-    path, diff = export_model(cfg.model_path, cfg.format, cfg.output, cfg.image_size)
+    path, diff = export_model(cfg.model_path, cfg.format, cfg.output, cfg.image_size, force=cfg.force)
     print(f"wrote {path} (max abs difference from the model: {diff:.2e})")
     return 0
 

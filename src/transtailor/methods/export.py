@@ -2,39 +2,82 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError, ModelError
 from ..models.serialize import load_bundle, resolve_model_path
+from ..runs import file_mode
 
 FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 
 
 def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | None = None,
-                 image_size: int | None = None, atol: float = 1e-4) -> tuple[Path, float]:
-    """Write the model at ``path`` (file or run folder) as ``fmt``; return the file and the max abs difference."""
+                 image_size: int | None = None, atol: float = 1e-4, force: bool = False) -> tuple[Path, float]:
+    """Write the model at ``path`` (file or run folder) as ``fmt``; return the file and the max abs difference.
+
+    An existing ``out`` is replaced only with ``force``, and never when it is one of a run folder's own
+    files. The file is written under a temporary name and renamed once it checked out, so a failed
+    export leaves what was there.
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     src = resolve_model_path(path)
+    dst = Path(out) if out else src.with_name(src.stem + FORMATS[fmt])
+    _check_output(dst, src, force)
     bundle = load_bundle(src)
     model = bundle.model.eval()
     size = image_size or int(bundle.meta.get("image_size", 224))
-    dst = Path(out) if out else src.with_name(src.stem + FORMATS[fmt])
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = model(x)
-        if fmt == "torchscript":
-            traced = torch.jit.trace(model, x)
-            traced.save(str(dst))
-            got = torch.jit.load(str(dst))(x)
-        else:
-            got = _onnx(model, x, dst)
-    diff = (got - expected).abs().max().item()
-    if diff > atol:
-        raise ModelError(f"the exported {fmt} file differs from the model by {diff:.2e} (> {atol}); not usable")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp" + dst.suffix)
+    except OSError as exc:
+        raise ConfigError(f"--output {dst}: cannot write there ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with torch.no_grad():
+            expected = model(x)
+            if fmt == "torchscript":
+                traced = torch.jit.trace(model, x)
+                traced.save(str(tmp))
+                got = torch.jit.load(str(tmp))(x)
+            else:
+                got = _onnx(model, x, tmp)
+        diff = (got - expected).abs().max().item()
+        if diff > atol:
+            raise ModelError(f"the exported {fmt} file differs from the model by {diff:.2e} (> {atol}); not usable")
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, dst)
+    except OSError as exc:
+        raise ConfigError(f"--output {dst}: the export could not be written ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return dst, diff
+
+
+# the files a run folder (or an iteration's folder in it) is made of: an export never replaces them
+RUN_FILES = {"model.pt", "config.yaml", "summary.json", "state.json", "iterations.json", "metrics.jsonl",
+             "metrics.json", "importance.pt", "pruning.json", "latency.json", "compare.json"}
+
+
+def _check_output(dst: Path, src: Path, force: bool) -> None:
+    if dst.is_dir():
+        raise ConfigError(f"--output {dst} is a folder: name a file in it, e.g. {dst / ('model' + dst.suffix)}")
+    if dst.exists():
+        if dst.resolve() == src.resolve() or (dst.name in RUN_FILES and _in_run_folder(dst)):
+            raise ConfigError(f"--output {dst} is one of the run's own files: choose another name")
+        if not force:
+            raise ConfigError(f"--output {dst} exists: pass --force to replace it, or choose another name")
+
+
+def _in_run_folder(path: Path) -> bool:
+    here = path.resolve().parent
+    return any((d / "config.yaml").is_file() for d in (here, here.parent, here.parent.parent))
 
 
 def _onnx(model: torch.nn.Module, x: torch.Tensor, dst: Path) -> torch.Tensor:
