@@ -105,3 +105,30 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("flag", ["--lr-head=nan", "--lr-backbone=inf", "--weight-decay=-inf", "--momentum=NaN"])
+def test_non_finite_float_options_are_one_line(tiny_folder, tmp_path, flag, capsys):
+    out = tmp_path / "run"
+    assert main(["finetune", "--data", str(tiny_folder), "--out", str(out), flag]) == 2
+    assert "must be a finite number" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_tau_inf_still_means_never_stop():
+    from transtailor.config import from_dict
+
+    assert from_dict(SearchConfig, {"tau": "inf"}).tau == float("inf")
+
+
+def test_a_diverged_model_is_not_saved(tmp_path):
+    from transtailor.errors import ModelError
+    from transtailor.models import create_model
+    from transtailor.models.serialize import save_model
+
+    bundle = create_model("resnet18", num_classes=3, weights="none")
+    with torch.no_grad():
+        bundle.model.fc.weight[0, 0] = float("nan")
+    with pytest.raises(ModelError, match="training diverged"):
+        save_model(tmp_path / "model.pt", bundle)
+    assert not (tmp_path / "model.pt").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
@@ -435,6 +436,10 @@ def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+# options where +inf means "never" (e.g. --tau inf: no accuracy-drop stop)
+INFINITE_OK = frozenset({"tau"})
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     if value is None:
         if type(None) in get_args(hint):
@@ -457,7 +462,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if base is float:
-            return float(value)
+            number = float(value)
+            if math.isnan(number) or (math.isinf(number) and not (key in INFINITE_OK and number > 0)):
+                raise ConfigError(f"option {key!r} must be a finite number, got {value!r}")
+            return number
         if base is str:
             return str(value)
     except (TypeError, ValueError):

@@ -25,8 +25,12 @@ VERSION = 1
 
 
 def save_model(path: str | Path, bundle: ModelBundle, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``bundle`` to ``path`` atomically."""
+    """Write ``bundle`` to ``path`` atomically; a model with NaN or infinite weights is refused."""
     state = {k: v.detach().cpu().clone() for k, v in bundle.model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelError(f"training diverged: {len(bad)} tensors of the model hold NaN or infinite values "
+                         f"(first: {bad[0]}); nothing saved to {path}. Lower --lr-head / --lr-backbone")
     payload = {
         "format": FORMAT,
         "version": VERSION,
