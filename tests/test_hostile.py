@@ -132,3 +132,31 @@ def test_a_diverged_model_is_not_saved(tmp_path):
     with pytest.raises(ModelError, match="training diverged"):
         save_model(tmp_path / "model.pt", bundle)
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_16_bit_png_is_scaled_not_clipped_to_white(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from transtailor.data.images import LabeledImages
+
+    ramp = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64491
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode in ("I;16", "I")
+    got = np.asarray(LabeledImages([str(path)], [0], ["a"]).load(0))
+    assert got.shape == (48, 64, 3)
+    np.testing.assert_allclose(got[..., 0], ramp / 257.0, atol=0.51)
+
+
+def test_a_one_class_data_set_is_refused(tmp_path, capsys):
+    from conftest import write_folder
+
+    data = tmp_path / "data"
+    write_folder(data, {"ants": 6}, "train")
+    write_folder(data, {"ants": 2}, "test", seed=1)
+    out = tmp_path / "run"
+    assert main(["finetune", "--data", str(data), "--out", str(out), "--model", "resnet18", "--weights", "none",
+                 "--image-size", "32", "--epochs", "1", "--no-latency"]) == 2
+    assert "needs at least 2 class" in capsys.readouterr().err
+    assert not out.exists()  # bad input writes nothing

@@ -11,6 +11,21 @@ from PIL import Image
 Item = Union[str, np.ndarray]
 
 
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale (and 32-bit integer holding it) is scaled to 0-255: Pillow's
+    ``convert("RGB")`` clips it, so a 16-bit PNG would come out nearly white."""
+    if img.mode in _WIDE_GREY:
+        arr = np.asarray(img).astype(np.float64)
+        if img.mode.startswith("I;16") or arr.max(initial=0) > 255:
+            arr = arr / 257.0  # 65535 -> 255
+        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    return img.convert("RGB")
+
+
 @dataclass
 class LabeledImages:
     """Images (paths or HxW[x3] uint8 arrays), their integer targets and the class names."""
@@ -36,7 +51,7 @@ class LabeledImages:
             with Image.open(item) as img:
                 if min_side:
                     img.draft("RGB", (min_side, min_side))
-                return img.convert("RGB")
+                return to_rgb(img)
         arr = np.asarray(item)
         if arr.ndim == 2:
             arr = np.stack([arr] * 3, axis=-1)

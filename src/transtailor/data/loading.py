@@ -154,6 +154,10 @@ def build_data(
 def _check_classes(split: str, images: LabeledImages, skipped: list[str]) -> None:
     if len(images) == 0:
         raise DataError(f"the {split} split holds no readable images")
+    if len(images.classes) < 2:
+        only = f" ({images.classes[0]!r})" if images.classes else ""
+        raise DataError(f"the data has {len(images.classes)} class{only}: a classifier needs at least 2 class "
+                        "folders, each holding that class's images")
     for name, count in zip(images.classes, images.class_counts()):
         if count == 0:
             extra = f" ({len(skipped)} unreadable files were skipped)" if skipped else ""
