@@ -160,3 +160,34 @@ def test_a_one_class_data_set_is_refused(tmp_path, capsys):
                  "--image-size", "32", "--epochs", "1", "--no-latency"]) == 2
     assert "needs at least 2 class" in capsys.readouterr().err
     assert not out.exists()  # bad input writes nothing
+
+
+def _symlink_case(tmp_path, kind):
+    import os
+
+    from conftest import write_folder
+
+    data = tmp_path / "data"
+    write_folder(data, {"ants": 4, "bees": 4}, "train")
+    write_folder(data, {"ants": 2, "bees": 2}, "test", seed=1)
+    if kind == "loop":
+        os.symlink(data / "train", data / "train" / "bees" / "again")  # a link to a parent
+    elif kind == "folder":
+        os.symlink(data / "train" / "bees", data / "test" / "ants" / "more")  # bees also labelled ants in test
+    else:
+        first = next((data / "train" / "bees").iterdir())
+        os.symlink(first, data / "train" / "ants" / "copy.png")
+    return data
+
+
+@pytest.mark.parametrize("kind,message", [("loop", "again, through a symbolic link"),
+                                          ("folder", "again, through a symbolic link"),
+                                          ("file", "are the same file")])
+def test_symbolic_link_loops_and_repeats_in_the_data_are_refused(tmp_path, kind, message, capsys):
+    data = _symlink_case(tmp_path, kind)
+    out = tmp_path / "run"
+    assert main(["finetune", "--data", str(data), "--out", str(out), "--model", "resnet18", "--weights", "none",
+                 "--image-size", "32", "--epochs", "1", "--no-latency"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
@@ -29,12 +30,48 @@ def class_names(root: Path) -> list[str]:
     return classes
 
 
+def refuse_repeated_folders(root: Path) -> None:
+    """Raise :class:`DataError` if a folder under ``root`` is reached twice through symbolic links.
+
+    torchvision follows links: a link to a parent loops (the walk hangs or multiplies the data), and
+    a second path to one folder gives the same images twice, possibly under two labels or splits.
+    """
+    seen: dict[str, str] = {}
+    for dirpath, _, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            raise DataError(f"{dirpath} is {seen[real]} again, through a symbolic link (a loop, or a second path "
+                            "to one folder): remove the link, or copy the images")
+        seen[real] = dirpath
+
+
+def refuse_repeated_files(splits: dict[str, LabeledImages]) -> None:
+    """Raise :class:`DataError` if one file (after resolving links) is listed twice across ``splits``."""
+    seen: dict[str, str] = {}
+    for images in splits.values():
+        for item in images.items:
+            if not isinstance(item, str):
+                continue
+            real = os.path.realpath(item)
+            if real in seen:
+                raise DataError(f"{item} and {seen[real]} are the same file (through a symbolic link): each image "
+                                "may appear once, in one class of one split")
+            seen[real] = item
+
+
 def read_image_folder(root: Path) -> dict[str, LabeledImages]:
     """The splits found under ``root``: ``{'train', 'test'[, 'val']}`` or ``{'all'}``."""
     if not root.exists():
         raise DataError(f"data path {root} does not exist")
     if not root.is_dir():
         raise DataError(f"data path {root} is not a folder")
+    refuse_repeated_folders(root)
+    splits = _read_splits(root)
+    refuse_repeated_files(splits)
+    return splits
+
+
+def _read_splits(root: Path) -> dict[str, LabeledImages]:
     present = {n for n in SPLIT_NAMES if (root / n).is_dir()}
     if not present:
         return {"all": read_class_folders(root)}
