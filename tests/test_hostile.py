@@ -191,3 +191,22 @@ def test_symbolic_link_loops_and_repeats_in_the_data_are_refused(tmp_path, kind,
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_resume_from_another_folder_after_a_relative_data_path(tiny_folder, tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tiny_folder.parent)
+    search(SearchConfig(data=tiny_folder.name, out="run", max_iterations=2, tau=100.0, **TINY))
+    run = tiny_folder.parent / "run"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"] == str(tiny_folder.resolve()) and saved["out"] == str(run.resolve())
+    state = json.loads((run / "state.json").read_text())
+    state.update(completed=1, stopped=None)  # as if killed after iteration 1
+    (run / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(run / "iter_002")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    search(SearchConfig(resume=str(run)))
+    assert [r["iteration"] for r in _iterations(run)] == [0, 1, 2]

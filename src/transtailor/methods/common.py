@@ -86,10 +86,23 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         load_ft_model(bundle, data.classes, from_ft, cfg.model)
     barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
-    run.write_config({"command": command, **to_dict(cfg), "out": str(out)})
+    run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     return Setup(cfg, device, bundle, data, run, started)
+
+
+# options that may name a file or folder: stored absolute, so that --resume works from any folder
+PATH_OPTIONS = ("data", "data_root", "weights", "from_ft", "distill", "latency_cache")
+
+
+def _absolute_paths(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for key in PATH_OPTIONS:
+        v = out.get(key)
+        if isinstance(v, str) and v and Path(v).exists():
+            out[key] = str(Path(v).resolve())
+    return out
 
 
 def require_classes(meta: dict[str, Any], classes: list[str], what: str) -> None:
