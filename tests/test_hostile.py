@@ -210,3 +210,53 @@ def test_resume_from_another_folder_after_a_relative_data_path(tiny_folder, tmp_
     monkeypatch.chdir(elsewhere)
     search(SearchConfig(resume=str(run)))
     assert [r["iteration"] for r in _iterations(run)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("state.json", '{"compl', "state.json cannot be read"),
+    ("state.json", '{"completed": "x"}', "is not a run state"),
+    ("config.yaml", "::: [", "config.yaml cannot be read"),
+    ("config.yaml", "just text", "is not a run's configuration"),
+])
+def test_resume_with_a_damaged_run_file_is_one_line(finished_run, tmp_path, name, content, message, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / name).write_text(content)
+    assert main(["search", "--resume", str(run)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_cleans_the_temporary_file_a_kill_left(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / ".state.json.abc123.tmp").write_text('{"half')
+    search(SearchConfig(resume=str(run)))
+    assert not list(run.rglob(".*.tmp"))
+
+
+def test_report_on_a_damaged_iterations_file_is_one_line(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "iterations.json").write_text("[{")
+    assert main(["report", str(run)]) == 2
+    assert "iterations.json cannot be read" in capsys.readouterr().err
+
+
+def test_bad_config_file_and_out_under_a_file_are_one_line(tiny_folder, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe epochs: 2")
+    assert main(["finetune", "--config", str(bad), "--data", str(tiny_folder)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert main(["finetune", "--data", str(tiny_folder), "--out", str(blocker / "run"), "--model", "resnet18",
+                 "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-latency"]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+
+
+def test_an_image_size_the_network_cannot_take_is_one_line_and_writes_nothing(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["finetune", "--data", str(tiny_folder), "--out", str(out), "--model", "vgg11", "--weights", "none",
+                 "--image-size", "7", "--epochs", "1", "--no-latency"]) == 2
+    assert "--image-size 7 is too small for vgg11" in capsys.readouterr().err
+    assert not out.exists()

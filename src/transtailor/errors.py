@@ -20,3 +20,7 @@ class DataError(TransTailorError):
 
 class ModelError(TransTailorError):
     """An unknown model name, or weights that cannot be obtained or do not fit."""
+
+
+class RunFileError(TransTailorError):
+    """A file of a run folder that is missing, truncated or not what TransTailor wrote."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from .distributed import is_main
-from .errors import ConfigError
+from .errors import ConfigError, RunFileError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -56,7 +56,14 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file of a run; :class:`RunFileError` (one line) if it is missing, truncated or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFileError(f"{path} is missing: the run folder is incomplete") from None
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{path} cannot be read ({exc}): the file is damaged, e.g. cut short by a full disk "
+                           "or a kill") from None
 
 
 class RunDir:
@@ -71,7 +78,10 @@ class RunDir:
         if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
             raise ConfigError(f"--out {self.path} is not empty; choose another folder")
         if is_main():
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"--out {self.path}: cannot create the folder ({exc.strerror or exc})") from None
         return self
 
     def file(self, name: str) -> Path:
@@ -81,7 +91,16 @@ class RunDir:
         return atomic_write(self.file(CONFIG_FILE), lambda fh: yaml.safe_dump(config, fh, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.file(CONFIG_FILE).read_text()) or {}
+        path = self.file(CONFIG_FILE)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise RunFileError(f"{path} is missing: the run folder is incomplete") from None
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise RunFileError(f"{path} cannot be read ({str(exc).splitlines()[0]}): the file is damaged") from None
+        if not isinstance(data, dict):
+            raise RunFileError(f"{path} is not a run's configuration (no mapping of options)")
+        return data
 
     def reset_metrics(self) -> None:
         if is_main():

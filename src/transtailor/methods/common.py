@@ -84,12 +84,29 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         bundle.model.to(memory_format=torch.channels_last)
     if from_ft:
         load_ft_model(bundle, data.classes, from_ft, cfg.model)
+    _check_input_size(bundle.model, cfg.image_size, cfg.model, device)
     barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
     run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     return Setup(cfg, device, bundle, data, run, started)
+
+
+def _check_input_size(model: nn.Module, size: int | None, name: str, device: torch.device) -> None:
+    """One forward pass of one image before the run folder exists: a size the network cannot take is one line."""
+    if size is None:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=device))
+    except RuntimeError as exc:
+        raise ConfigError(f"--image-size {size} is too small for {name} ({str(exc).splitlines()[0]}); "
+                          "use a larger size") from None
+    finally:
+        model.train(was_training)
 
 
 # options that may name a file or folder: stored absolute, so that --resume works from any folder

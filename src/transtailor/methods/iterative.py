@@ -29,7 +29,7 @@ import torch.nn as nn
 from ..config import IterativeConfig, from_dict
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..models.timing import TimingSetup
@@ -333,7 +333,13 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
 def _load_state(run: RunDir) -> dict[str, Any]:
     """The saved state of a resumed run, with any iteration after its last complete one cleared away."""
     state = read_json(run.file(STATE_FILE))
+    if not (isinstance(state, dict) and isinstance(state.get("completed"), int) and isinstance(state.get("best"), int)
+            and "macs_original" in state and "best_val" in state and "stopped" in state):
+        raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new --out")
     done = state["completed"]
+    for tmp in run.path.rglob(".*.tmp"):  # a write cut off by a kill
+        if is_main():
+            tmp.unlink(missing_ok=True)
     for stale in run.path.glob("iter_*"):  # an iteration that did not complete
         if int(stale.name.split("_")[1]) > done and is_main():
             shutil.rmtree(stale)
@@ -355,9 +361,9 @@ def _committed_iterations(run: RunDir, completed: int) -> list[dict[str, Any]]:
             rec = read_json(path)
             if not isinstance(rec, dict) or rec.get("iteration") != it:
                 raise ValueError("not this iteration's record")
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--resume {run.path}: iteration {it} is committed but {path} cannot be read "
-                              f"({exc}); start the run again with a new --out") from None
+        except (RunFileError, ValueError):
+            raise ConfigError(f"--resume {run.path}: iteration {it} is committed but {path} cannot be read; "
+                              "start the run again with a new --out") from None
         out.append(rec)
     if is_main():
         write_json(run.file(ITERATIONS_FILE), out)
