@@ -260,3 +260,31 @@ def test_an_image_size_the_network_cannot_take_is_one_line_and_writes_nothing(ti
                  "--image-size", "7", "--epochs", "1", "--no-latency"]) == 2
     assert "--image-size 7 is too small for vgg11" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_resume_refuses_an_option_that_differs_from_the_runs(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    assert main(["search", "--resume", str(run), "--lr-head", "0.3", "--max-iterations", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr-head 0.3 (the run has 0.05)" in err and "--max-iterations 5" in err
+
+
+def test_resume_takes_a_new_data_location(finished_run, tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    old = tmp_path / "old"
+    shutil.copytree(config["data"], old)  # the run's own data, in a place this test may move
+    config["data"] = str(old)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    moved = tmp_path / "moved"
+    state = json.loads((run / "state.json").read_text())
+    state.update(completed=0, stopped=None)  # redo iteration 1, which reads the data
+    (run / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(run / "iter_001")
+    old.rename(moved)
+    search(SearchConfig(resume=str(run), data=str(moved)))
+    assert [r["iteration"] for r in _iterations(run)] == [0, 1]

@@ -16,6 +16,7 @@ next begins; ``--resume`` continues from the last complete iteration, seeding ea
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import shutil
 import time
@@ -318,16 +319,39 @@ def _log_iteration(rec: dict[str, Any]) -> None:
              "" if rec.get("best") else " (not kept)")
 
 
+# options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
+RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
+
+
 def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
+    """The run's own configuration. An option given with ``--resume`` that differs from it is refused,
+    except those in :data:`RESUME_OVERRIDES` (e.g. ``--data`` after the images moved), which are taken.
+    An option given at its default value cannot be told from one not given, and is ignored."""
     run = RunDir(cfg.resume)
     if not run.file("config.yaml").is_file():
         raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
     saved = {k: v for k, v in run.read_config().items() if k != "command"}
     saved.update(out=str(run.path), resume=str(run.path))
     try:
-        return from_dict(cls, saved)
+        theirs = from_dict(cls, saved)
     except ConfigError as exc:
         raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
+    defaults = cls()
+    taken, conflicts = {}, []
+    for f in dataclasses.fields(cls):
+        mine = getattr(cfg, f.name)
+        if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or mine == getattr(theirs, f.name):
+            continue
+        if f.name in RESUME_OVERRIDES:
+            taken[f.name] = mine
+        else:
+            conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")
+    if conflicts:
+        raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
+                          "start a new run")
+    for k, v in taken.items():
+        log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
+    return dataclasses.replace(theirs, **taken) if taken else theirs
 
 
 def _load_state(run: RunDir) -> dict[str, Any]:
