@@ -340,7 +340,7 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     taken, conflicts = {}, []
     for f in dataclasses.fields(cls):
         mine = getattr(cfg, f.name)
-        if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or mine == getattr(theirs, f.name):
+        if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
             continue
         if f.name in RESUME_OVERRIDES:
             taken[f.name] = mine
@@ -352,6 +352,15 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     for k, v in taken.items():
         log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
     return dataclasses.replace(theirs, **taken) if taken else theirs
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, or two names of one existing file or folder (runs store paths absolute)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and a and b and Path(a).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return False
 
 
 def _load_state(run: RunDir) -> dict[str, Any]:
