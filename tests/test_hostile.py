@@ -288,3 +288,15 @@ def test_resume_takes_a_new_data_location(finished_run, tmp_path):
     old.rename(moved)
     search(SearchConfig(resume=str(run), data=str(moved)))
     assert [r["iteration"] for r in _iterations(run)] == [0, 1]
+
+
+def test_export_format_export_writes_a_pt2_that_runs_any_batch(finished_run, tmp_path):
+    out = tmp_path / "model.pt2"
+    assert main(["export", str(finished_run), "--format", "export", "--output", str(out)]) == 0
+    program = torch.export.load(str(out)).module()
+    from transtailor.models import load_model
+
+    model = load_model(finished_run).eval()
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, 32, 32)
+        torch.testing.assert_close(program(x), model(x), rtol=1e-4, atol=1e-4)

@@ -300,10 +300,12 @@ class CompareConfig(CommonConfig):
 
 @dataclass
 class ExportConfig:
-    """``transtailor export``: a deployable TorchScript or ONNX file."""
+    """``transtailor export``: a deployable TorchScript, ONNX or torch.export file."""
 
     model_path: str = option("", "a saved model file or a run folder (its best/ sub-model)")
-    format: str = option("torchscript", "file format", ("torchscript", "onnx"))
+    format: str = option("torchscript", "file format: torchscript (torch.jit.trace, deprecated in recent torch), "
+                         "onnx, or export (torch.export, a .pt2 file: torch.export.load(path).module())",
+                         ("torchscript", "onnx", "export"))
     output: str | None = option(None, "file to write (default: beside the model)")
     image_size: int | None = option(None, "example input size (default: the size the model was trained at)")
     force: bool = option(False, "replace --output if it exists (never a run's own files)")

@@ -12,7 +12,7 @@ from ..errors import ConfigError, ModelError
 from ..models.serialize import load_bundle, resolve_model_path
 from ..runs import file_mode
 
-FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "export": ".pt2"}
 
 
 def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | None = None,
@@ -46,6 +46,8 @@ def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | N
                 traced = torch.jit.trace(model, x)
                 traced.save(str(tmp))
                 got = torch.jit.load(str(tmp))(x)
+            elif fmt == "export":
+                got = _torch_export(model, x, tmp)
             else:
                 got = _onnx(model, x, tmp)
         diff = (got - expected).abs().max().item()
@@ -78,6 +80,18 @@ def _check_output(dst: Path, src: Path, force: bool) -> None:
 def _in_run_folder(path: Path) -> bool:
     here = path.resolve().parent
     return any((d / "config.yaml").is_file() for d in (here, here.parent, here.parent.parent))
+
+
+def _torch_export(model: torch.nn.Module, x: torch.Tensor, dst: Path) -> torch.Tensor:
+    """``torch.export`` with any batch size; load it with ``torch.export.load(path).module()``."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds; the user needs one line
+        raise ModelError(f"torch.export cannot capture this model ({str(exc).splitlines()[0]}); use --format onnx "
+                         "or torchscript") from None
+    torch.export.save(program, str(dst))
+    return torch.export.load(str(dst)).module()(x)
 
 
 def _onnx(model: torch.nn.Module, x: torch.Tensor, dst: Path) -> torch.Tensor:
