@@ -300,3 +300,31 @@ def test_export_format_export_writes_a_pt2_that_runs_any_batch(finished_run, tmp
     for batch in (1, 3):
         x = torch.randn(batch, 3, 32, 32)
         torch.testing.assert_close(program(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_an_unreadable_image_is_skipped_with_its_reason(tmp_path):
+    from conftest import write_folder
+    from PIL import Image
+
+    from transtailor.data.images import why_unreadable
+
+    data = tmp_path / "data"
+    write_folder(data, {"a": 4, "b": 4}, "train")
+    write_folder(data, {"a": 2, "b": 2}, "test", seed=1)
+    huge = data / "train" / "a" / "huge.png"
+    Image.new("L", (16000, 14100)).save(huge)  # 225.6 million pixels: above Pillow's bomb limit
+    assert "resize the image" in why_unreadable(str(huge))
+    broken = data / "train" / "b" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert "UnidentifiedImageError" in why_unreadable(str(broken))
+
+
+def test_weights_that_are_a_folder_or_text_say_what_they_are(tiny_folder, tmp_path, capsys):
+    text = tmp_path / "w.pth"
+    text.write_text("hello")
+    base = ["finetune", "--data", str(tiny_folder), "--out", str(tmp_path / "run"), "--model", "resnet18",
+            "--image-size", "32", "--epochs", "1", "--no-latency"]
+    assert main([*base, "--weights", str(tmp_path)]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+    assert main([*base, "--weights", str(text)]) == 2
+    assert "is not a PyTorch file" in capsys.readouterr().err

@@ -26,6 +26,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def why_unreadable(path: str) -> str:
+    """Why a file does not decode, as one short phrase (empty if it decodes now)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except Image.DecompressionBombError as exc:
+        return f"{exc}; resize the image (Pillow refuses images this large to guard against decompression bombs)"
+    except Exception as exc:  # noqa: BLE001 - any failure is the reason
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
 @dataclass
 class LabeledImages:
     """Images (paths or HxW[x3] uint8 arrays), their integer targets and the class names."""

@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError
 from .cache import decode_resized, find_unreadable
 from .datasets import ImageDataset, TensorImageDataset
 from .folders import read_image_folder
-from .images import LabeledImages
+from .images import LabeledImages, why_unreadable
 from .recipes import RECIPES, RecipeOptions
 from .sampling import ShardSampler, TrainSampler
 from .splits import split_off, stratified_indices
@@ -108,7 +108,8 @@ def build_data(
         keep = sorted(set(range(len(images))) - set(bad))
         cleaned[name] = (images.subset(keep), tensors)
     if skipped:
-        log.warning("skipped %d unreadable image file(s), e.g. %s", len(skipped), skipped[0])
+        reason = why_unreadable(skipped[0]) if Path(skipped[0]).is_file() else "not a file"
+        log.warning("skipped %d unreadable image file(s), e.g. %s (%s)", len(skipped), skipped[0], reason)
 
     if "val" not in cleaned and val_fraction > 0:
         images, tensors = cleaned["train"]

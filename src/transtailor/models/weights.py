@@ -11,11 +11,24 @@ import torch.nn as nn
 from ..errors import ModelError
 
 
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a pickle (its legacy format): the first bytes say which."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state_dict from ``path`` without unpickling code (``weights_only=True``)."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"weights file {p} does not exist")
+    if not _looks_like_torch_file(p):
+        raise ModelError(f"weights file {p} is not a PyTorch file (neither a zip archive nor a pickle, as "
+                         "torch.save writes); save it with torch.save(model.state_dict(), path)")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds here

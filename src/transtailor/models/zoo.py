@@ -63,7 +63,8 @@ def create_model(name: str, num_classes: int | None = None, weights: str = "defa
     With ``num_classes=None`` the ImageNet head is kept.
     """
     if weights not in ("default", "none") and not Path(weights).is_file():
-        raise ModelError(f"--weights {weights}: no such file (use 'default', 'none' or a path to a .pth file)")
+        what = "is a folder, not a file" if Path(weights).is_dir() else "no such file"
+        raise ModelError(f"--weights {weights}: {what} (use 'default', 'none' or a path to a .pth file)")
     pretrained = weights == "default"
     if name.startswith("timm:"):
         model, mean, std, source = _timm(name[5:], weights), None, None, "timm"
