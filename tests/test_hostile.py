@@ -328,3 +328,17 @@ def test_weights_that_are_a_folder_or_text_say_what_they_are(tiny_folder, tmp_pa
     assert "is a folder, not a file" in capsys.readouterr().err
     assert main([*base, "--weights", str(text)]) == 2
     assert "is not a PyTorch file" in capsys.readouterr().err
+
+
+def test_timm_weights_offline_fail_at_once_naming_the_file(tmp_path, monkeypatch):
+    import time
+
+    from transtailor.errors import ModelError
+    from transtailor.models import create_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    t = time.perf_counter()
+    with pytest.raises(ModelError, match=r"huggingface\.co/timm/resnet18\.a1_in1k"):
+        create_model("timm:resnet18", num_classes=3, weights="default")
+    assert time.perf_counter() - t < 20  # the hub client alone retried for about a minute

@@ -8,6 +8,8 @@ A user's own ``nn.Module`` enters through :func:`wrap_module`.
 from __future__ import annotations
 
 import difflib
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -152,13 +154,48 @@ def _timm(name: str, weights: str) -> nn.Module:
         model = timm.create_model(name, pretrained=False)
         load_checked(model, read_state_dict(weights), source=f"weights file {weights}")
         return model
+    source = _timm_weights_source(name)
+    if source.get("hub") and not _in_hub_cache(source["hub"]) and not _hub_reachable():
+        raise ModelError(f"the pretrained weights of timm:{name} are not on this machine and huggingface.co cannot "
+                         f"be reached: fetch {source['where']} on a machine with network and pass the file with "
+                         "--weights PATH, or use --weights none")
     try:
         return timm.create_model(name, pretrained=True)
     except Exception as exc:  # noqa: BLE001 - hub and network errors
         raise ModelError(
-            f"could not fetch the pretrained weights of timm:{name} ({type(exc).__name__}); download them "
-            "on a machine with network and pass the file with --weights PATH, or use --weights none"
+            f"could not fetch the pretrained weights of timm:{name} ({type(exc).__name__}): fetch "
+            f"{source['where']} on a machine with network and pass the file with --weights PATH, or use --weights none"
         ) from None
+
+
+def _timm_weights_source(name: str) -> dict[str, str]:
+    """Where timm would fetch ``name``'s weights: a Hugging Face repository and/or a URL."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub, url = getattr(cfg, "hf_hub_id", None), getattr(cfg, "url", None)
+    where = " or ".join(x for x in (f"https://huggingface.co/{hub}" if hub else "", url or "") if x)
+    return {"hub": hub or "", "where": where or "its weights file"}
+
+
+def _in_hub_cache(repo: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in ("model.safetensors", "pytorch_model.bin"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """False at once under HF_HUB_OFFLINE, else whether huggingface.co answers within ``timeout`` seconds
+    (the hub client would otherwise retry for about a minute before failing)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _suggest(name: str) -> str:
