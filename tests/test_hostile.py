@@ -342,3 +342,69 @@ def test_timm_weights_offline_fail_at_once_naming_the_file(tmp_path, monkeypatch
     with pytest.raises(ModelError, match=r"huggingface\.co/timm/resnet18\.a1_in1k"):
         create_model("timm:resnet18", num_classes=3, weights="default")
     assert time.perf_counter() - t < 20  # the hub client alone retried for about a minute
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 at one write: nothing after it runs."""
+
+
+@pytest.fixture(scope="module")
+def one_iteration_run(tmp_path_factory):
+    from conftest import write_folder
+
+    root = tmp_path_factory.mktemp("commit")
+    data = root / "data"
+    write_folder(data, {"a": 8, "b": 8, "c": 8}, "train")
+    write_folder(data, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
+    base = root / "base"
+    search(SearchConfig(data=str(data), out=str(base), max_iterations=1, tau=100.0, **TINY))
+    whole = root / "whole"
+    _continue_to_two(base, whole)
+    search(SearchConfig(resume=str(whole)))
+    return base, _iterations(whole)
+
+
+def _continue_to_two(base, dst):
+    """A copy of the one-iteration run set to go on to iteration 2 (as if it had been asked for 2)."""
+    import yaml
+
+    shutil.copytree(base, dst)
+    config = yaml.safe_load((dst / "config.yaml").read_text())
+    config.update(max_iterations=2, out=str(dst))
+    (dst / "config.yaml").write_text(yaml.safe_dump(config))
+    state = json.loads((dst / "state.json").read_text())
+    state["stopped"] = None
+    (dst / "state.json").write_text(json.dumps(state))
+    for name in ("summary.json", "best"):
+        shutil.rmtree(dst / name) if (dst / name).is_dir() else (dst / name).unlink()
+
+
+# iteration 2's commit renames, in order: iter_002/model.pt, importance.pt, pruning.json, metrics.json,
+# then iterations.json, then state.json (the commit itself)
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4, 5, 6])
+def test_a_kill_at_any_write_of_a_commit_resumes_to_the_same_run(one_iteration_run, tmp_path, monkeypatch, kill_at):
+    import os
+
+    base, whole = one_iteration_run
+    run = tmp_path / "run"
+    _continue_to_two(base, run)
+    real = os.replace
+    writes: list[str] = []
+
+    def replace(src, dst):
+        name = str(dst)
+        if "iter_002" in name or (writes and os.path.basename(name) in ("iterations.json", "state.json")):
+            writes.append(name)
+            if len(writes) == kill_at:
+                raise _Killed(name)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(_Killed):
+        search(SearchConfig(resume=str(run)))
+    monkeypatch.setattr(os, "replace", real)
+    assert json.loads((run / "state.json").read_text())["completed"] == 1  # the commit did not happen
+    search(SearchConfig(resume=str(run)))
+    keys = ("iteration", "val_top1", "test_top1", "macs", "filters_removed")
+    assert [{k: r.get(k) for k in keys} for r in _iterations(run)] == [{k: r.get(k) for k in keys} for r in whole]
+    assert not list(run.rglob(".*.tmp"))
