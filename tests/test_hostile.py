@@ -408,3 +408,13 @@ def test_a_kill_at_any_write_of_a_commit_resumes_to_the_same_run(one_iteration_r
     keys = ("iteration", "val_top1", "test_top1", "macs", "filters_removed")
     assert [{k: r.get(k) for k in keys} for r in _iterations(run)] == [{k: r.get(k) for k in keys} for r in whole]
     assert not list(run.rglob(".*.tmp"))
+
+
+def test_resume_refuses_an_earlier_iteration_cut_short(one_iteration_run, tmp_path, capsys):
+    base, _ = one_iteration_run
+    run = tmp_path / "run"
+    _continue_to_two(base, run)
+    model = run / "iter_000" / "model.pt"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    assert main(["search", "--resume", str(run)]) == 2
+    assert "iter_000/model.pt is missing or changed" in capsys.readouterr().err

@@ -301,6 +301,8 @@ def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None
     """
     folder = iteration_dir(s.run, it)
     save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec["macs"], "params": rec["params"]}))
+    if is_main():  # verified on resume: a file cut short or changed later is not trusted
+        state.setdefault("checksums", {})[f"{folder.name}/{MODEL_FILE}"] = _sha256(folder / MODEL_FILE)
     if saved is not None:
         atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
     if pruning is not None:
@@ -354,6 +356,16 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     return dataclasses.replace(theirs, **taken) if taken else theirs
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal values, or two names of one existing file or folder (runs store paths absolute)."""
     if a == b:
@@ -370,6 +382,11 @@ def _load_state(run: RunDir) -> dict[str, Any]:
             and "macs_original" in state and "best_val" in state and "stopped" in state):
         raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new --out")
     done = state["completed"]
+    for name, digest in state.get("checksums", {}).items():
+        it = int(name.split("/")[0].split("_")[1])
+        if it <= done and (not run.file(name).is_file() or _sha256(run.file(name)) != digest):
+            raise RunFileError(f"{run.file(name)} is missing or changed since iteration {it} was committed (its "
+                               "checksum differs): restore it, or start the run again with a new --out")
     for tmp in run.path.rglob(".*.tmp"):  # a write cut off by a kill
         if is_main():
             tmp.unlink(missing_ok=True)
