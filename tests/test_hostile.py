@@ -418,3 +418,21 @@ def test_resume_refuses_an_earlier_iteration_cut_short(one_iteration_run, tmp_pa
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     assert main(["search", "--resume", str(run)]) == 2
     assert "iter_000/model.pt is missing or changed" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs a POSIX file size limit")
+def test_a_full_disk_during_a_write_is_one_line(tiny_folder, tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    def limit():  # as `ulimit -f`: writes past 10 MB fail (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10 << 20, 10 << 20))
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "transtailor", "finetune", "--data", str(tiny_folder), "--out",
+                           str(out), "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1",
+                           "--no-latency", "--threads", "1"], capture_output=True, text=True, preexec_fn=limit)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "free some disk space" in proc.stderr.strip().splitlines()[-1]
+    assert not list(out.glob(".*.tmp"))  # the half-written file is gone

@@ -45,10 +45,20 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool
             os.fsync(fh.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and _is_write_failure(str(exc))):
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise RunFileError(f"cannot write {path} ({reason}): free some disk space (or raise the file size "
+                               "limit); a search or prune continues with --resume") from None
         raise
     return path
+
+
+def _is_write_failure(message: str) -> bool:
+    """torch.save reports a failed write (full disk, file size limit) as a RuntimeError of its zip writer."""
+    low = message.lower()
+    return "writ" in low or "inline_container" in low
 
 
 def write_json(path: str | Path, data: Any) -> Path:
