@@ -436,3 +436,13 @@ def test_a_full_disk_during_a_write_is_one_line(tiny_folder, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "free some disk space" in proc.stderr.strip().splitlines()[-1]
     assert not list(out.glob(".*.tmp"))  # the half-written file is gone
+
+
+def test_a_deleted_iteration_folder_is_one_line_for_resume_and_report(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "iter_001")
+    assert main(["search", "--resume", str(run)]) == 2
+    assert "iter_001/model.pt is missing" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 2
+    assert "iter_001" in capsys.readouterr().err
