@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from transtailor.models import create_model, load_model, save_model
@@ -161,3 +162,37 @@ def test_beta_modes_and_alpha_training():
     for k in lit:
         assert (per[k] + 1e-9 >= lit[k]).all()  # |sum| <= sum of |.|
     assert all(p.requires_grad for p in m.parameters())
+
+
+@pytest.mark.parametrize("mode", ["literal", "per-batch", "squared"])
+def test_beta_matches_autograd_on_explicit_scaling_factors(mode):
+    """β against an independent computation: α applied by plain forward hooks on each BatchNorm's
+    output, ∂L_b/∂α by autograd per batch, then Eq. 5 accumulated by hand. α is drawn away from 1,
+    so a β that dropped its ``· α`` factor would differ."""
+    b = _model("resnet18")
+    m = b.model.eval()
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    assert sites and all(s.kind == "bn" for s in sites)  # plain BatchNorm outputs: a hook is the gate
+    gen = torch.Generator().manual_seed(0)
+    base = Gates.constant(m, sites, 1.0)
+    drawn = {k: 0.5 + torch.rand(v.shape, generator=gen) for k, v in base.values.items()}
+    fixed = _loader(shuffle=False)
+    got = compute_beta(m, Gates(sites, {k: v.clone() for k, v in drawn.items()}), fixed, CPU, mode)
+
+    alphas = {k: v.clone().requires_grad_(True) for k, v in drawn.items()}
+    modules = dict(m.named_modules())
+    handles = [modules[k].register_forward_hook(lambda mod, i, o, a=a: o * a.view(1, -1, 1, 1))
+               for k, a in alphas.items()]
+    sums = {k: torch.zeros_like(a) for k, a in alphas.items()}
+    try:
+        for x, y in fixed:
+            grads = torch.autograd.grad(F.cross_entropy(m(x), y), list(alphas.values()))
+            for (k, a), g in zip(alphas.items(), grads):
+                term = g * a.detach()
+                sums[k] += {"literal": term, "per-batch": term.abs(), "squared": term ** 2}[mode]
+    finally:
+        for h in handles:
+            h.remove()
+    for k in sums:
+        want = sums[k].abs() if mode == "literal" else sums[k]
+        torch.testing.assert_close(got[k], want, rtol=1e-4, atol=1e-9)
