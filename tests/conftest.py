@@ -40,13 +40,17 @@ def write_folder(root: Path, classes: dict[str, int], split: str | None = None, 
     return root
 
 
-@pytest.fixture
-def tiny_folder(tmp_path: Path) -> Path:
-    """train/ and test/ with three classes."""
-    root = tmp_path / "data"
+def make_tiny_folder(root: Path) -> Path:
+    """train/ and test/ with three classes under ``root``."""
     write_folder(root, {"a": 8, "b": 8, "c": 8}, "train")
     write_folder(root, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
     return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """train/ and test/ with three classes."""
+    return make_tiny_folder(tmp_path / "data")
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import torch
 from transtailor.cli import main
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
+from transtailor.runs import file_mode
 from transtailor.methods import search
 
 TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
@@ -60,14 +61,13 @@ def test_resume_with_a_committed_iteration_unreadable_says_so(tiny_folder, tmp_p
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from conftest import write_folder
+    """A finished one-iteration search; tests that change it work on a copy."""
+    from conftest import make_tiny_folder
 
     root = tmp_path_factory.mktemp("hostile")
-    data = root / "data"
-    write_folder(data, {"a": 8, "b": 8, "c": 8}, "train")
-    write_folder(data, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
     run = root / "run"
-    search(SearchConfig(data=str(data), out=str(run), max_iterations=1, tau=100.0, **TINY))
+    search(SearchConfig(data=str(make_tiny_folder(root / "data")), out=str(run), max_iterations=1, tau=100.0,
+                        **TINY))
     return run
 
 
@@ -87,7 +87,7 @@ def test_export_refuses_an_existing_file_without_force(finished_run, tmp_path, c
     assert out.read_text() == "keep me"
     assert main(["export", str(finished_run), "--output", str(out), "--force"]) == 0
     assert torch.jit.load(str(out)) is not None
-    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
+    assert oct(out.stat().st_mode & 0o777) == oct(file_mode())  # not mkstemp's 0600
 
 
 def test_export_to_a_folder_or_an_unwritable_place_is_one_line(finished_run, tmp_path, capsys):
@@ -97,14 +97,6 @@ def test_export_to_a_folder_or_an_unwritable_place_is_one_line(finished_run, tmp
     blocker.write_text("x")
     assert main(["export", str(finished_run), "--output", str(blocker / "sub" / "m.onnx"), "--format", "onnx"]) == 2
     assert "cannot write there" in capsys.readouterr().err
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @pytest.mark.parametrize("flag", ["--lr-head=nan", "--lr-backbone=inf", "--weight-decay=-inf", "--momentum=NaN"])
@@ -349,19 +341,12 @@ class _Killed(BaseException):
 
 
 @pytest.fixture(scope="module")
-def one_iteration_run(tmp_path_factory):
-    from conftest import write_folder
-
-    root = tmp_path_factory.mktemp("commit")
-    data = root / "data"
-    write_folder(data, {"a": 8, "b": 8, "c": 8}, "train")
-    write_folder(data, {"a": 3, "b": 3, "c": 3}, "test", seed=1)
-    base = root / "base"
-    search(SearchConfig(data=str(data), out=str(base), max_iterations=1, tau=100.0, **TINY))
-    whole = root / "whole"
-    _continue_to_two(base, whole)
+def one_iteration_run(finished_run, tmp_path_factory):
+    """The finished one-iteration search, and the iterations of its copy carried on to iteration 2."""
+    whole = tmp_path_factory.mktemp("commit") / "whole"
+    _continue_to_two(finished_run, whole)
     search(SearchConfig(resume=str(whole)))
-    return base, _iterations(whole)
+    return finished_run, _iterations(whole)
 
 
 def _continue_to_two(base, dst):

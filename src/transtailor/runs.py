@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,27 +32,39 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+@contextmanager
+def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write; renamed over ``path`` (with the
+    user's file mode) when the block ends without error, removed otherwise. Any process may use it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], *, binary: bool = False) -> Path:
     """Write ``path`` through ``write(fileobj)`` so that it appears complete or not at all (rank 0 only)."""
     path = Path(path)
     if not is_main():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb" if binary else "w") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb" if binary else "w") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and _is_write_failure(str(exc))):
-            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-            raise RunFileError(f"cannot write {path} ({reason}): free some disk space (or raise the file size "
-                               "limit); a search or prune continues with --resume") from None
-        raise
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and not _is_write_failure(str(exc)):
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise RunFileError(f"cannot write {path} ({reason}): free some disk space (or raise the file size "
+                           "limit); a search or prune continues with --resume") from None
     return path
 
 

@@ -105,7 +105,6 @@ class Budget:
         self.target_reduction = target_reduction
         self.target_speedup = target_speedup
         self.flops_aware = flops_aware
-        self.timing = timing
         self.round_to = resolve_round_to(cfg, device)
         self.table: LatencyTable | None = None
         self._total0: float | None = None  # the original model's table total

@@ -93,22 +93,20 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
     if method in ("ft-full",) + REGULARIZED:
         return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
     assert budget is not None
+    iterative = dict(ft_epochs=cfg.ft_epochs, finetune_epochs=cfg.finetune_epochs, round_to=cfg.round_to,
+                     from_ft=None if start is None else str(start))
     if cfg.cost == "latency":
         step = cfg.latency_step or cfg.flops_step
-        latency = dict(ft_epochs=cfg.ft_epochs, finetune_epochs=cfg.finetune_epochs, cost="latency",
-                       latency_step=step, target_speedup=budget, round_to=cfg.round_to,
-                       from_ft=None if start is None else str(start))
+        iterative.update(cost="latency", latency_step=step, target_speedup=budget)
         if method in PRUNING:
-            return PruneConfig(**common, **latency, method=method)
+            return PruneConfig(**common, **iterative, method=method)
         share = 1.0 - 1.0 / budget
-        return SearchConfig(**common, **latency, tau=math.inf, max_iterations=math.ceil(share / step - 1e-9) + 2)
-    iterative = dict(ft_epochs=cfg.ft_epochs, flops_step=min(cfg.flops_step, budget or 1.0),
-                     finetune_epochs=cfg.finetune_epochs, round_to=cfg.round_to,
-                     from_ft=None if start is None else str(start))
+        return SearchConfig(**common, **iterative, tau=math.inf, max_iterations=math.ceil(share / step - 1e-9) + 2)
+    iterative["flops_step"] = step = min(cfg.flops_step, budget)
     if method in PRUNING:
         return PruneConfig(**common, **iterative, method=method, flops_reduction=budget)
     return SearchConfig(**common, **iterative, target_flops_reduction=budget, tau=math.inf,
-                        max_iterations=max(1, math.ceil(budget / iterative["flops_step"] - 1e-9)))
+                        max_iterations=max(1, math.ceil(budget / step - 1e-9)))
 
 
 def compare(cfg: CompareConfig) -> CompareResult:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError, ModelError
 from ..models.serialize import load_bundle, resolve_model_path
-from ..runs import file_mode
+from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, atomic_path
 
 FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "export": ".pt2"}
 
@@ -33,14 +31,7 @@ def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | N
     size = image_size or int(bundle.meta.get("image_size", 224))
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp" + dst.suffix)
-    except OSError as exc:
-        raise ConfigError(f"--output {dst}: cannot write there ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with torch.no_grad():
+        with atomic_path(dst, suffix=".tmp" + dst.suffix) as tmp, torch.no_grad():
             expected = model(x)
             if fmt == "torchscript":
                 traced = torch.jit.trace(model, x)
@@ -50,21 +41,18 @@ def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | N
                 got = _torch_export(model, x, tmp)
             else:
                 got = _onnx(model, x, tmp)
-        diff = (got - expected).abs().max().item()
-        if diff > atol:
-            raise ModelError(f"the exported {fmt} file differs from the model by {diff:.2e} (> {atol}); not usable")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, dst)
+            diff = (got - expected).abs().max().item()
+            if diff > atol:
+                raise ModelError(f"the exported {fmt} file differs from the model by {diff:.2e} (> {atol}); "
+                                 "not usable")
     except OSError as exc:
-        raise ConfigError(f"--output {dst}: the export could not be written ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"--output {dst}: cannot write there ({exc.strerror or exc})") from None
     return dst, diff
 
 
 # the files a run folder (or an iteration's folder in it) is made of: an export never replaces them
-RUN_FILES = {"model.pt", "config.yaml", "summary.json", "state.json", "iterations.json", "metrics.jsonl",
-             "metrics.json", "importance.pt", "pruning.json", "latency.json", "compare.json"}
+RUN_FILES = {MODEL_FILE, CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, "state.json", "iterations.json", "metrics.json",
+             "importance.pt", "pruning.json", "latency.json", "compare.json"}
 
 
 def _check_output(dst: Path, src: Path, force: bool) -> None:

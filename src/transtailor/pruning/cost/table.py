@@ -13,11 +13,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from ...models.timing import TimingSetup, device_name, library_versions, make_runner, time_runner_quick
+from ...runs import atomic_path
 from .base import LayerSpec
 
 log = logging.getLogger("transtailor")
@@ -101,14 +101,8 @@ class LatencyTable:
             return
         merged = {**self._read(), **self.entries}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
+            with atomic_path(self.path) as tmp, tmp.open("w") as fh:
                 json.dump({"identity": self.identity, "entries": merged}, fh, indent=0, sort_keys=True)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # as any file the user writes (mkstemp makes it 0600)
-            os.replace(tmp, self.path)
             self._dirty = False
         except OSError as exc:  # a read-only cache costs time, not the run
             log.warning("latency table: could not write %s (%s); it is kept in memory only", self.path, exc)
