@@ -5,7 +5,8 @@
 Prints (and writes ``table.md`` and ``rows.json`` beside the runs): FT and FT-Full per seed, every
 step of every pruning run with its MAC reduction and measured speed-up, and a summary at equal
 measured latency: for each speed-up asked (``--at``), the step of each run whose measured
-batch speed-up is nearest to it.
+batch speed-up is nearest to it. Each pruning run's reference (its FT model, iteration 0) is listed
+with its measured ms per batch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ import re
 import statistics
 from pathlib import Path
 from typing import Any
+
+
+def _references(root: Path) -> list[dict[str, Any]]:
+    """Iteration 0 (the FT model every speed-up is measured against) of each pruning run."""
+    out = []
+    for p in sorted(root.glob("*-s*/iterations.json")):
+        first = json.loads(p.read_text())[0]
+        out.append({"run": p.parent.name, "ms_batch": first.get("latency_ms_batch")})
+    return out
 
 
 def _runs(root: Path) -> list[dict[str, Any]]:
@@ -50,7 +60,7 @@ def _mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
 
 
-def table(root: Path, at: list[float]) -> tuple[str, list[dict[str, Any]]]:
+def table(root: Path, at: list[float]) -> tuple[str, dict[str, Any]]:
     rows = _runs(root)
     lines = ["| run | seed | step | MACs red. % | speed-up b32 [min-max] | speed-up b1 | val top-1 % | test top-1 % |",
              "|---|---|---|---|---|---|---|---|"]
@@ -76,9 +86,12 @@ def table(root: Path, at: list[float]) -> tuple[str, list[dict[str, Any]]]:
             summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p['speedup'] for p in picks])} | "
                            f"{_mean_std([100 * p['macs_reduction'] for p in picks])} | "
                            f"{_mean_std([p['test'] for p in picks])} |")
+    refs = _references(root)
+    ref_lines = ["| run | ms per batch |", "|---|---|"] + [f"| {r['run']} | {_fmt(r['ms_batch'], 1)} |" for r in refs]
     text = ("Every step\n\n" + "\n".join(lines) + "\n\nAt equal measured latency (per seed, the step whose "
-            "batch-32 speed-up is nearest)\n\n" + "\n".join(summary) + "\n")
-    return text, rows
+            "batch-32 speed-up is nearest)\n\n" + "\n".join(summary) + "\n\nThe reference of each pruning run "
+            "(iteration 0, the FT model), measured at its start\n\n" + "\n".join(ref_lines) + "\n")
+    return text, {"steps": rows, "references": refs}
 
 
 def main() -> None:
