@@ -26,7 +26,7 @@ def _iterations(run):
 def test_resume_after_a_kill_between_the_list_and_the_state_redoes_the_iteration_once(tiny_folder, tmp_path):
     """A kill after ``iterations.json`` took iteration 2 but before ``state.json`` committed it."""
     whole = tmp_path / "whole"
-    search(SearchConfig(data=str(tiny_folder), out=str(whole), max_iterations=3, tau=100.0, **TINY))
+    search(SearchConfig(data=str(tiny_folder), out=str(whole), max_iterations=3, stop_rule="none", **TINY))
     done = _iterations(whole)
     assert [r["iteration"] for r in done] == [0, 1, 2, 3]
 
@@ -50,7 +50,7 @@ def test_resume_after_a_kill_between_the_list_and_the_state_redoes_the_iteration
 
 def test_resume_with_a_committed_iteration_unreadable_says_so(tiny_folder, tmp_path):
     run = tmp_path / "run"
-    search(SearchConfig(data=str(tiny_folder), out=str(run), max_iterations=2, tau=100.0, **TINY))
+    search(SearchConfig(data=str(tiny_folder), out=str(run), max_iterations=2, stop_rule="none", **TINY))
     state = json.loads((run / "state.json").read_text())
     state.update(stopped=None)
     (run / "state.json").write_text(json.dumps(state))
@@ -66,7 +66,7 @@ def finished_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hostile")
     run = root / "run"
-    search(SearchConfig(data=str(make_tiny_folder(root / "data")), out=str(run), max_iterations=1, tau=100.0,
+    search(SearchConfig(data=str(make_tiny_folder(root / "data")), out=str(run), max_iterations=1, stop_rule="none",
                         **TINY))
     return run
 
@@ -189,7 +189,7 @@ def test_resume_from_another_folder_after_a_relative_data_path(tiny_folder, tmp_
     import yaml
 
     monkeypatch.chdir(tiny_folder.parent)
-    search(SearchConfig(data=tiny_folder.name, out="run", max_iterations=2, tau=100.0, **TINY))
+    search(SearchConfig(data=tiny_folder.name, out="run", max_iterations=2, stop_rule="none", **TINY))
     run = tiny_folder.parent / "run"
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"] == str(tiny_folder.resolve()) and saved["out"] == str(run.resolve())

@@ -16,6 +16,7 @@ from transtailor.cli import main
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
 from transtailor.models import load_model
+from transtailor.training.predictions import Evaluated, Predictions
 
 TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
             threads=1)
@@ -32,30 +33,63 @@ def _flags(d):
     return out
 
 
-def _scripted(monkeypatch, vals):
-    """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration)."""
+def _evaluated(top1):
+    """Predictions on 1000 validation images, the first ``10 * top1`` of them right."""
+    labels = torch.zeros(1000, dtype=torch.long)
+    predicted = (torch.arange(1000) >= round(10 * top1)).long()
+    preds = Predictions(labels, predicted, torch.zeros(1000, dtype=torch.float64))
+    return Evaluated(test=preds, val=preds)
+
+
+def _scripted(monkeypatch, vals, losses=None):
+    """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration) and
+    ``losses`` (val loss per iteration; 1.0 when not given)."""
     real = tt_loop._evaluate_and_measure
+    losses = losses or {}
 
     def fake_iteration(s, loop, it, macs0, epochs, iterations=None):
-        rec = {"iteration": it, "phase": "search", **real(s, macs0)}
-        rec["val_top1"] = vals[it]
+        rec = {"iteration": it, "phase": "search", **real(s, macs0)[0]}
+        rec["val_top1"], rec["val_loss"] = vals[it], losses.get(it, 1.0)
         rec["macs"] = int(macs0 * (1 - 0.1 * it))
         rec["flops_reduction"] = 0.1 * it
         torch.nn.init.constant_(s.bundle.model.fc.bias, float(it))  # tell the iterations' models apart
-        return rec, {"scores": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}}
+        return (rec, {"scores": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}},
+                _evaluated(vals[it]))
 
     monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, val=None: {"val_top1": vals[0], "test_top1": 1.0})
+    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, fitted=None: (
+        {"val_top1": vals[0], "val_loss": losses.get(0, 1.0), "test_top1": 1.0}, _evaluated(vals[0])))
 
 
 def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, monkeypatch):
     _scripted(monkeypatch, {0: 50.0, 1: 52.0, 2: 51.8, 3: 51.0, 4: 60.0})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
-    assert res.summary["stopped"] == "tau"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), stop_rule="paper", tau=0.3, **TINY))
+    assert res.summary["stopped"] == "paper"
     assert res.summary["best_iteration"] == 2  # 51.8 is within 0.3 of 52; 51.0 is not
     assert [r["best"] for r in res.iterations] == [True, True, True, False]
     assert res.model.fc.bias[0].item() == 2.0  # the model of iteration 2, not the one that broke tau
     assert load_model(tmp_path / "r").fc.bias[0].item() == 2.0
+
+
+def test_loss_stop_compares_with_the_lowest_loss_so_far(tiny_folder, tmp_path, monkeypatch):
+    # top-1 is level; the loss falls to 0.8, then drifts up in steps of under 5 % each: the rule
+    # stops at the first loss more than 5 % above 0.8 (0.85), not at the first rise over the previous one
+    _scripted(monkeypatch, {i: 50.0 for i in range(6)}, {0: 2.0, 1: 0.8, 2: 0.82, 3: 0.835, 4: 0.85, 5: 0.5})
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), **TINY))
+    assert res.summary["stopped"] == "loss" and res.summary["best_iteration"] == 3
+    assert [r["best"] for r in res.iterations] == [True, True, True, True, False]
+    assert res.iterations[-1]["stop_check"]["limit"] == pytest.approx(0.84)
+    assert res.model.fc.bias[0].item() == 3.0
+
+
+def test_one_image_does_not_stop_the_default_search_but_stops_the_papers(tiny_folder, tmp_path, monkeypatch):
+    # 20 validation images: one more miss is 5 points of top-1 but barely moves the mean loss
+    _scripted(monkeypatch, {0: 60.0, 1: 55.0, 2: 55.0}, {0: 1.5, 1: 1.0, 2: 1.02})
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), max_iterations=2, **TINY))
+    assert res.summary["stopped"] == "max_iterations" and res.summary["best_iteration"] == 2
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, stop_rule="paper",
+                              **TINY))
+    assert res.summary["stopped"] == "paper" and res.summary["best_iteration"] == 0
 
 
 def test_target_flops_and_max_iterations_stop(tiny_folder, tmp_path, monkeypatch):
@@ -74,10 +108,15 @@ def test_search_needs_validation():
 
 def test_search_run_folder_report_and_export(tiny_folder, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["search", "--data", str(tiny_folder), *_flags(TINY), "--max-iterations", "2", "--tau", "100",
+    code = main(["search", "--data", str(tiny_folder), *_flags(TINY), "--max-iterations", "2", "--stop-rule", "none",
                  "--importance-ft", "preserve", "--out", str(out)])
     stdout = capsys.readouterr().out
-    assert code == 0 and "best sub-model: iteration 2" in stdout
+    assert code == 0
+    # the search ends with one row per model, the returned one marked, and why it stopped
+    table = stdout[stdout.index("iter  FLOPs fewer %"):].splitlines()
+    assert [line.split()[0] for line in table[1:4]] == ["0", "1", "2"]
+    assert table[1].endswith("FT") and table[3].endswith("returned")
+    assert "returned: iteration 2," in stdout and "stopped: reached --max-iterations" in stdout
     for name in ("config.yaml", "metrics.jsonl", "iterations.json", "state.json", "summary.json", "best/model.pt",
                  "iter_000/model.pt", "iter_001/importance.pt", "iter_002/pruning.json", "accuracy_vs_flops.png",
                  "pruned_filters.png"):
@@ -101,7 +140,7 @@ def test_search_run_folder_report_and_export(tiny_folder, tmp_path, capsys):
 
 def _search_cmd(data, out, extra=()):
     return [sys.executable, "-m", "transtailor", "search", "--data", str(data), *_flags(TINY), "--max-iterations", "3",
-            "--tau", "100", "--out", str(out), *extra]
+            "--stop-rule", "none", "--out", str(out), *extra]
 
 
 @pytest.mark.slow
@@ -145,15 +184,43 @@ def test_search_commands_bad_input(args, words, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and words in err[0]
 
 
-def test_a_tau_stop_is_recorded_as_tau_even_when_the_step_removed_nothing(tiny_folder, tmp_path, monkeypatch):
+def test_a_paper_stop_is_recorded_as_such_even_when_the_step_removed_nothing(tiny_folder, tmp_path, monkeypatch):
     real = tt_loop._evaluate_and_measure
 
     def fake_iteration(s, loop, it, macs0, epochs, iterations=None):  # val falls by 10 points, MACs unchanged
-        rec = {"iteration": it, "phase": "search", **real(s, macs0), "val_top1": 40.0, "macs": macs0,
+        rec = {"iteration": it, "phase": "search", **real(s, macs0)[0], "val_top1": 40.0, "macs": macs0,
                "flops_reduction": 0.0}
-        return rec, {"scores": {}}, {"macs_before": macs0, "macs_after": macs0, "removed": {}, "remaining": {}}
+        return (rec, {"scores": {}}, {"macs_before": macs0, "macs_after": macs0, "removed": {}, "remaining": {}},
+                _evaluated(40.0))
 
     monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, val=None: {"val_top1": 50.0, "test_top1": 1.0})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), tau=0.3, **TINY))
-    assert res.summary["stopped"] == "tau" and res.summary["best_iteration"] == 0
+    monkeypatch.setattr(tt_loop, "final_scores",
+                        lambda s, m, fitted=None: ({"val_top1": 50.0, "test_top1": 1.0}, _evaluated(50.0)))
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), stop_rule="paper", tau=0.3, **TINY))
+    assert res.summary["stopped"] == "paper" and res.summary["best_iteration"] == 0
+
+
+def test_default_importance_is_taylor_and_beta_trains_alpha_first(tiny_folder, tmp_path):
+    from transtailor.config import PruneConfig
+    from transtailor.methods import prune
+
+    common = dict(data=str(tiny_folder), **TINY)
+    default = search(SearchConfig(out=str(tmp_path / "t"), max_iterations=1, stop_rule="none", **common))
+    taylor = prune(PruneConfig(out=str(tmp_path / "p"), method="taylor", flops_reduction=0.1, **common))
+    paper = search(SearchConfig(out=str(tmp_path / "b"), max_iterations=1, stop_rule="none", importance="beta",
+                                alpha_lr=0.5, **common))
+
+    def saved(res):
+        return torch.load(res.run_dir / "iter_001" / "importance.pt")
+
+    def removed(res):
+        return json.loads((res.run_dir / "iter_001" / "pruning.json").read_text())["removed_channels"]
+
+    # the default search's scores are Taylor pruning's: the same filters go
+    for k, v in saved(taylor)["scores"].items():
+        torch.testing.assert_close(saved(default)["scores"][k], v)
+    assert removed(default) == removed(taylor)
+    assert all(bool((a == 1).all()) for a in saved(default)["alpha"].values())
+    # the paper's importance trains alpha first, which moves it off 1 and changes the scores
+    assert any(not torch.allclose(a, torch.ones_like(a)) for a in saved(paper)["alpha"].values())
+    assert any(not torch.allclose(saved(paper)["scores"][k], v) for k, v in saved(default)["scores"].items())

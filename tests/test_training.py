@@ -64,9 +64,9 @@ def test_same_seed_same_result_and_run_folder_contents(tiny_folder, tmp_path):
     torch.testing.assert_close(load_model(tmp_path / "a")(x), a.model.eval()(x))
 
 
-def test_the_best_validation_epoch_is_kept(tiny_folder, tmp_path):
-
-    res = finetune(_cfg(tiny_folder, tmp_path / "r", epochs=4, lr_head=0.5, lr_backbone=0.2, schedule="constant"))
+def test_with_epoch_choice_top1_the_best_validation_epoch_is_kept(tiny_folder, tmp_path):
+    res = finetune(_cfg(tiny_folder, tmp_path / "r", epochs=4, lr_head=0.5, lr_backbone=0.2, schedule="constant",
+                        epoch_choice="top1"))
     history = [r for r in RunDir(tmp_path / "r").metrics() if r.get("epoch")]
     best = max(r["val_top1"] for r in history)
     assert res.summary["best_epoch"] == next(r["epoch"] for r in history if r["val_top1"] == best)

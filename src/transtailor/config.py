@@ -25,9 +25,15 @@ def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
-#: Named bundles of settings. ``paper`` is the AAAI 2021 paper's optimiser settings at 224 px;
-#: the defaults are tuned for short CPU runs (see docs/training.md for the measurement).
+#: Named bundles of settings. ``paper`` is the AAAI 2021 paper's optimiser settings at 224 px (the
+#: defaults are tuned for short CPU runs: README, "Training"); ``quick`` is README's main job, a search
+#: that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at 30 % fewer FLOPs.
 PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "image_size": 64,
+        "epochs": 3,
+        "target_flops_reduction": 0.3,
+    },
     "paper": {
         "lr_head": 0.005,
         "lr_backbone": 0.0005,
@@ -72,6 +78,9 @@ class CommonConfig:
     reg_beta: float = option(0.01, "l2sp/delta: L2 strength on the new head")
     delta_images: int = option(64, "delta: training images used to measure the channel attention")
     schedule: str = option("cosine", "learning-rate schedule", ("cosine", "step", "constant"))
+    epoch_choice: str = option("last", "which epoch of each training phase is kept: the last (no selection on the "
+                               "validation images), the best validation top-1 or the lowest validation loss",
+                               ("last", "top1", "loss"))
     seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
@@ -178,7 +187,11 @@ class IterativeConfig(CommonConfig):
 class SearchConfig(IterativeConfig):
     """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
 
-    alpha_epochs: int = option(1, "epochs of scaling-factor (alpha) training per iteration")
+    importance: str = option("taylor", "filter importance: 'taylor' (|dL/dalpha * alpha| at alpha = 1, i.e. the "
+                             "first-order Taylor score of each filter's output: one pass over the train split) or "
+                             "'beta' (the paper's TransTailor: alpha trained for --alpha-epochs first); level within "
+                             "noise in the measurements, taylor at under half the cost", ("taylor", "beta"))
+    alpha_epochs: int = option(1, "importance beta: epochs of scaling-factor (alpha) training per iteration")
     alpha_lr: float = option(0.01, "learning rate of the scaling factors")
     alpha_init: str = option("ones", "initial alpha: 'ones' keeps the network's function; 'random' as the paper",
                              ("ones", "random"))
@@ -187,13 +200,19 @@ class SearchConfig(IterativeConfig):
     importance_ft: str = option("none", "how beta enters fine-tuning: 'none' (plain fine-tuning, measured best), "
                                 "'preserve' (function kept, beta scales the gradients), 'literal' (Eq. 6), "
                                 "'normalized' (beta / layer mean)", ("none", "preserve", "literal", "normalized"))
-    tau: float = option(0.3, "stop when val top-1 falls this many points below the best sub-model")
+    tau: float = option(0.3, "stop rule paper: stop when val top-1 falls this many points below the last kept "
+                        "sub-model")
+    stop_rule: str = option("loss", "when the search stops: 'loss' (val cross-entropy more than --loss-tolerance "
+                            "above the lowest so far; robust on small validation splits), 'paper' (val top-1 more "
+                            "than --tau points below the last kept sub-model), 'none'", ("loss", "paper", "none"))
+    loss_tolerance: float = option(0.05, "stop rule loss: relative rise of the val loss over its lowest that stops")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
 
     def validate(self) -> None:
         super().validate()
         _non_negative(self, "alpha_epochs", "alpha_lr", "tau")
+        _non_negative(self, "loss_tolerance")
         if self.flops_step is None:
             raise ConfigError("--flops-step needs a value")
         if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:

@@ -23,6 +23,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
+PREDICTIONS_FILE = "predictions.json"
 
 
 def file_mode() -> int:

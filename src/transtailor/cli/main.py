@@ -78,10 +78,10 @@ def _cmd_compare(args: dict[str, Any], config_file: str | None) -> int:
 
 
 def _iterative(result: Any) -> int:
-    from ..reporting import iteration_table
+    from ..reporting import search_table
 
-    print(iteration_table(result.run_dir))
-    _print_summary(result.summary, result.run_dir)
+    print(search_table(result.run_dir))
+    print(f"-> {result.run_dir} (summary.json, iterations.json, plots; `transtailor report` for every column)")
     return 0
 
 

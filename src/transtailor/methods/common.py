@@ -28,8 +28,10 @@ from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
-from ..runs import MODEL_FILE, RunDir
-from ..training import evaluate, resolve_device, seed_everything, set_threads
+from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, write_json
+from ..training import resolve_device, seed_everything, set_threads
+from ..training.loop import FitResult, predict
+from ..training.predictions import Evaluated, Predictions
 
 log = logging.getLogger("transtailor")
 
@@ -90,7 +92,21 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
+    _warn_small_validation(data)
     return Setup(cfg, device, bundle, data, run, started)
+
+
+#: fewer validation images per class than this and one image moves top-1 by several points
+FEW_VAL_PER_CLASS = 10
+
+
+def _warn_small_validation(data: DataBundle) -> None:
+    n = data.counts.get("val", 0)
+    if data.val_loader is not None and n < FEW_VAL_PER_CLASS * data.num_classes:
+        log.warning("the validation split has %d images (%.1f per class; one image is %.1f points of top-1): "
+                    "selections on it are noisy. The default stop rule (--stop-rule loss) and epoch choice "
+                    "(--epoch-choice last) are made for this; a val/ folder or a larger --val-fraction helps more",
+                    n, n / data.num_classes, 100.0 / max(n, 1))
 
 
 def _check_input_size(model: nn.Module, size: int | None, name: str, device: torch.device) -> None:
@@ -191,14 +207,30 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
     return out
 
 
-def final_scores(s: Setup, model: nn.Module, val: dict[str, float] | None = None) -> dict[str, Any]:
-    """Validation (``val`` when the caller already has it for this very model) and test metrics."""
+def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None) -> tuple[dict[str, Any], Evaluated]:
+    """Validation and test metrics of ``model`` and its predictions behind them.
+
+    ``phase`` is the training phase that produced this very model: its kept epoch's validation
+    predictions are reused, not computed again, and every epoch's are kept with the result.
+    """
+    val = phase.val if phase is not None else None
+    if val is None and s.data.val_loader is not None:
+        val = predict(model, s.data.val_loader, s.device, "val")
+    result = Evaluated(test=predict(model, s.data.test_loader, s.device, "test"), val=val,
+                       val_epochs=phase.val_predictions if phase is not None else None,
+                       kept_epoch=phase.best_epoch if phase is not None else None)
     scores: dict[str, Any] = {}
-    if s.data.val_loader is not None:
-        val = val or evaluate(model, s.data.val_loader, s.device, "val")
-        scores.update({f"val_{k}": v for k, v in val.items()})
-    scores.update({f"test_{k}": v for k, v in evaluate(model, s.data.test_loader, s.device, "test").items()})
-    return scores
+    if val is not None:
+        scores.update({f"val_{k}": v for k, v in val.metrics().items()})
+    scores.update({f"test_{k}": v for k, v in result.test.metrics().items()})
+    return scores, result
+
+
+def write_predictions(path: Path, evaluated: Evaluated) -> None:
+    """``predictions.json``: per image, the label, predicted class, loss and top-5 hit on val and test,
+    and on val for every epoch of the phase (see :mod:`transtailor.training.predictions`)."""
+    if is_main():
+        write_json(path, evaluated.to_json())
 
 
 def run_facts(s: Setup) -> dict[str, Any]:

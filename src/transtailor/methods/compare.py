@@ -14,8 +14,8 @@ differ only in the method. Work is not repeated:
 The comparison writes ``compare.md`` (the table), ``compare.json`` (every row's numbers) and
 ``compare.png`` (test top-1 against FLOPs reduction, one curve per method).
 
-TransTailor runs here with ``tau`` off and ``--target-flops-reduction`` set to the budget, so that
-its sub-model is compared with the pruning baselines at the same FLOPs.
+TransTailor runs here with its accuracy stop off (``stop_rule="none"``) and ``--target-flops-reduction``
+set to the budget, so that its sub-model is compared with the pruning baselines at the same FLOPs.
 """
 
 from __future__ import annotations
@@ -101,11 +101,12 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
         if method in PRUNING:
             return PruneConfig(**common, **iterative, method=method)
         share = 1.0 - 1.0 / budget
-        return SearchConfig(**common, **iterative, tau=math.inf, max_iterations=math.ceil(share / step - 1e-9) + 2)
+        return SearchConfig(**common, **iterative, stop_rule="none", importance="beta",
+                            max_iterations=math.ceil(share / step - 1e-9) + 2)
     iterative["flops_step"] = step = min(cfg.flops_step, budget)
     if method in PRUNING:
         return PruneConfig(**common, **iterative, method=method, flops_reduction=budget)
-    return SearchConfig(**common, **iterative, target_flops_reduction=budget, tau=math.inf,
+    return SearchConfig(**common, **iterative, target_flops_reduction=budget, stop_rule="none", importance="beta",
                         max_iterations=max(1, math.ceil(budget / step - 1e-9)))
 
 

@@ -16,10 +16,11 @@ import torch.nn as nn
 from ..config import FinetuneConfig
 from ..models.zoo import ModelBundle
 from ..pruning import find_gate_sites
-from ..training import fit, freeze_all_but, make_sgd, param_groups
+from ..runs import PREDICTIONS_FILE
+from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
 from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
-from .common import Setup, final_scores, finish, prepare
+from .common import Setup, final_scores, finish, prepare, write_predictions
 
 log = logging.getLogger("transtailor")
 
@@ -37,7 +38,7 @@ class FinetuneResult:
 
 def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None,
                    after_train: Callable[[int], None] | None = None,
-                   criterion: Criterion | None = None) -> dict[str, Any]:
+                   criterion: Criterion | None = None) -> FitResult:
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
 
     ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
@@ -62,14 +63,13 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
     try:
         res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
                   schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train,
-                  criterion=criterion)
+                  criterion=criterion, epoch_choice=s.cfg.epoch_choice)
     finally:
         if reg is not None:
             reg.remove()
     for p in model.parameters():
         p.requires_grad = True
-    return {"best_epoch": res.best_epoch, "train_seconds": res.seconds,
-            **({"val": res.best_val} if res.best_val else {})}
+    return res
 
 
 def regularizer_for(s: Setup) -> Regularizer | None:
@@ -96,10 +96,11 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
         # DELTA measures its channel attention with a classifier trained on the frozen source features
         finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(cfg, regularizer="none")), "head", 1,
                        "delta_head")
-    info = finetune_phase(s, cfg.mode, cfg.epochs, phase)
-    scores = final_scores(s, s.bundle.model, info.pop("val", None))
+    fitted = finetune_phase(s, cfg.mode, cfg.epochs, phase)
+    scores, evaluated = final_scores(s, s.bundle.model, fitted)
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
-    summary = finish(s, s.bundle.model, {"method": phase, **info, **scores})
+    write_predictions(s.run.file(PREDICTIONS_FILE), evaluated)
+    summary = finish(s, s.bundle.model, {"method": phase, **fitted.record(), **scores})
     log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,
              f"{summary['val_top1']:.2f}%" if "val_top1" in summary else "-", summary["test_top1"],
              summary["macs"] / 1e6, s.run.path)

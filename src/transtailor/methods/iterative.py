@@ -37,12 +37,16 @@ from ..models.timing import TimingSetup
 from ..pruning import GateSite, PruneRecord, find_gate_sites
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
-from ..runs import MODEL_FILE, RunDir, atomic_write, read_json, write_json
+from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import seed_everything
 from ..training.distill import Distiller
 from .budget import Budget, reached_speedup
-from .common import Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup
+from ..training import FitResult
+from ..training.predictions import Evaluated
+from .common import (Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup,
+                     write_predictions)
 from .finetune import finetune_phase
+from .stopping import StopRule
 
 log = logging.getLogger("transtailor")
 
@@ -72,7 +76,7 @@ class Plan:
     scorer: Scorer
     step: float
     importance_ft: str = "none"
-    tau: float | None = None
+    stop: StopRule | None = None  # None: no accuracy stop (the pruning baselines)
     target: float | None = None
     max_iterations: int = 10
     flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
@@ -117,15 +121,16 @@ class _Loop:
     original: nn.Module | None  # the FT model: the reference of every measured speed-up
 
 
-def _evaluate_and_measure(s: Setup, macs0: int | None, val: dict[str, float] | None = None,
-                          timing: TimingSetup | None = None, original: nn.Module | None = None) -> dict[str, Any]:
-    """Val and test top-1 (``val`` if the caller has it for this very model), MACs, params, latency
-    and, against ``original``, the measured speed-up."""
-    rec = final_scores(s, s.bundle.model, val)
+def _evaluate_and_measure(s: Setup, macs0: int | None, fitted: FitResult | None = None,
+                          timing: TimingSetup | None = None, original: nn.Module | None = None,
+                          ) -> tuple[dict[str, Any], Evaluated]:
+    """Val and test top-1 (``fitted``'s kept epoch if it trained this very model), MACs, params,
+    latency and, against ``original``, the measured speed-up; and the predictions behind the scores."""
+    rec, evaluated = final_scores(s, s.bundle.model, fitted)
     cost = measure(s.bundle.model, s.cfg.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
     rec.update(cost)
     rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
-    return rec
+    return rec, evaluated
 
 
 def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[IterativeConfig], Plan],
@@ -155,17 +160,18 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         _seed_iteration(s, 0)
         t0 = time.perf_counter()
         # with --from-ft, prepare() has loaded the FT model
-        info = {} if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        fitted = None if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
         rec = {"iteration": 0, "phase": "ft", "seconds_finetune": time.perf_counter() - t0,
-               **({"from_ft": str(cfg.from_ft)} if cfg.from_ft else {})}
-        rec.update(_evaluate_and_measure(s, None, info.get("val"), timing))
+               **(fitted.record() if fitted is not None else {"from_ft": str(cfg.from_ft)})}
+        scores, evaluated = _evaluate_and_measure(s, None, fitted, timing)
+        rec.update(scores)
         original = copy.deepcopy(s.bundle.model) if timing else None
         macs0 = rec["macs"]
         rec["best"] = True
         state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
                  "stopped": None}
         iterations = [rec]
-        _commit_iteration(s, 0, rec, None, None, state, iterations)
+        _commit_iteration(s, 0, rec, None, None, evaluated, state, iterations)
         _log_iteration(rec)
     macs0 = state["macs_original"]
     loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing, s.device),
@@ -185,17 +191,19 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
             state["stopped"] = "max_iterations"
             break
         _seed_iteration(s, it)
-        rec, saved, pruning = _iteration(s, loop, it, macs0, ift_epochs, iterations)
-        drop = state["best_val"] - rec["val_top1"]
-        rec["best"] = plan.tau is None or drop <= plan.tau
+        rec, saved, pruning, evaluated = _iteration(s, loop, it, macs0, ift_epochs, iterations)
+        rec["best"] = True
+        if plan.stop is not None and plan.stop.active:
+            rec["stop_check"] = check = plan.stop.check(iterations, rec)
+            rec["best"] = not check["stop"]
+            if check["stop"]:
+                state["stopped"] = plan.stop.name
+                log.info("iteration %d: %s: stopping", it, plan.stop.describe(check))
         if rec["best"]:
-            state.update(best=it, best_val=rec["val_top1"])
-        else:
-            state["stopped"] = "tau"
-            log.info("iteration %d: val top-1 fell %.2f points below the best (tau %.2f): stopping", it, drop, plan.tau)
+            state.update(best=it, best_val=rec.get("val_top1"))
         state["completed"] = it
         iterations.append(rec)
-        _commit_iteration(s, it, rec, saved, pruning, state, iterations)
+        _commit_iteration(s, it, rec, saved, pruning, evaluated, state, iterations)
         _log_iteration(rec)
         if state["stopped"] is None and rec["macs"] >= last["macs"]:
             state["stopped"] = "no_progress"
@@ -232,7 +240,7 @@ def iterations_seconds(iterations: list[dict[str, Any]]) -> float:
 
 
 def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
-               iterations: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict]:
+               iterations: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
     teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
     sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
@@ -241,7 +249,7 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
     seconds_budget = time.perf_counter() - t
     if plan.trainer is not None:  # the method prunes while it trains (SFP)
         t = time.perf_counter()
-        record, info = plan.trainer(s, it, sites, int(budget.target), ift_epochs)
+        record, fitted = plan.trainer(s, it, sites, int(budget.target), ift_epochs)
         reuse_val = False  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
         scored = Scored(scores={})
@@ -258,15 +266,17 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,
                                      plan.importance_ft if scored.importance is not None else "none")
-        info = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
-                              criterion=_distiller(s, teacher))
+        fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
+                                criterion=_distiller(s, teacher))
         reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
         attached.finish(model)
         times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
-    val = info.pop("val", None)
-    rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **info}
-    rec.update(_evaluate_and_measure(s, macs0, val if reuse_val else None, loop.timing, loop.original))
+    rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **fitted.record()}
+    scores, evaluated = _evaluate_and_measure(s, macs0, fitted if reuse_val else None, loop.timing, loop.original)
+    if not reuse_val:  # the epochs' predictions are still the record of how the kept epoch was chosen
+        evaluated.val_epochs, evaluated.kept_epoch = fitted.val_predictions, fitted.best_epoch
+    rec.update(scores)
     times["seconds_eval"] = time.perf_counter() - t
     rec.update(times)
     rec["seconds_total"] = sum(times.values())
@@ -275,7 +285,7 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
                "remaining": record.remaining, "removed_channels": record.removed_channels,
                "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
                         "target": budget.target}, "round_to": loop.budget.round_to}
-    return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning
+    return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
 
 
 def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
@@ -293,7 +303,7 @@ def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
 
 
 def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
-                      state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
+                      evaluated: Evaluated, state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
     """Write the iteration's files, then the list, then the state: ``state.json`` is the commit.
 
     A kill between any two writes leaves the state of the last committed iteration; resume trusts
@@ -307,6 +317,7 @@ def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None
         atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
     if pruning is not None:
         write_json(folder / "pruning.json", pruning)
+    write_predictions(folder / PREDICTIONS_FILE, evaluated)
     write_json(folder / "metrics.json", rec)
     s.run.log_metrics({"phase": "iteration", **rec})
     write_json(s.run.file(ITERATIONS_FILE), iterations)
@@ -321,6 +332,9 @@ def _log_iteration(rec: dict[str, Any]) -> None:
              "" if rec.get("best") else " (not kept)")
 
 
+# options whose default changed: a run folder written before they existed ran with these values
+LEGACY_DEFAULTS = {"epoch_choice": "top1", "stop_rule": "paper", "importance": "beta"}
+
 # options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
 
@@ -333,6 +347,8 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     if not run.file("config.yaml").is_file():
         raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
     saved = {k: v for k, v in run.read_config().items() if k != "command"}
+    names = {f.name for f in dataclasses.fields(cls)}
+    saved.update({k: v for k, v in LEGACY_DEFAULTS.items() if k in names and k not in saved})
     saved.update(out=str(run.path), resume=str(run.path))
     try:
         theirs = from_dict(cls, saved)

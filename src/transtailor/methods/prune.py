@@ -28,6 +28,7 @@ from ..pruning.criteria import l1_scores, per_layer, random_scores, taylor_score
 from ..pruning.gates import fold_gates
 from ..pruning.pruner import PruneRecord, remove_channels
 from ..pruning.soft import l2_scores, soft_select, zero_channels
+from ..training import FitResult
 from .budget import resolve_round_to, step_share
 from .finetune import finetune_phase
 from ..pruning.importance import train_alpha
@@ -58,7 +59,7 @@ def _scoped(cfg: PruneConfig, scores: dict[str, torch.Tensor]) -> dict[str, torc
     return per_layer(scores) if cfg.ranking_scope() == "layer" else scores
 
 
-def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: int) -> tuple[PruneRecord, dict]:
+def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: int) -> tuple[PruneRecord, FitResult]:
     """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
     cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
     selections: dict[int, dict] = {}
@@ -70,11 +71,11 @@ def sfp_trainer(s: Setup, it: int, sites: list[GateSite], target: int, epochs: i
                                         round_to=widths)
         zero_channels(model, sites, selections[epoch])
 
-    info = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)
-    if info["best_epoch"] not in selections:  # no training epoch: a hard prune of the weakest filters
-        soft_prune(info["best_epoch"])
-    record = remove_channels(model, sites, selections[info["best_epoch"]], cfg.image_size, head)
-    return record, info
+    fitted = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)
+    if fitted.best_epoch not in selections:  # no training epoch: a hard prune of the weakest filters
+        soft_prune(fitted.best_epoch)
+    record = remove_channels(model, sites, selections[fitted.best_epoch], cfg.image_size, head)
+    return record, fitted
 
 
 def _plan(cfg: PruneConfig) -> Plan:

@@ -65,6 +65,69 @@ def iteration_table(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+SEARCH_COLUMNS = [
+    ("iter", "iteration", "{:d}"),
+    ("FLOPs fewer %", "flops_reduction", "{:.1f}", 100.0),
+    ("MMACs", "macs", "{:.1f}", 1e-6),
+    ("val top-1", "val_top1", "{:.2f}"),
+    ("val loss", "val_loss", "{:.4f}"),
+    ("test top-1", "test_top1", "{:.2f}"),
+]
+
+STOP_REASONS = {
+    "max_iterations": "reached --max-iterations",
+    "target_flops_reduction": "reached --target-flops-reduction",
+    "target_speedup": "reached --target-speedup",
+    "no_progress": "the last step removed nothing (every layer at its limits)",
+}
+
+
+def search_table(run_dir: str | Path) -> str:
+    """What a search ends with: FT and each sub-model at a glance, which one is returned and why the
+    search stopped."""
+    rows = load_iterations(run_dir)
+    state = read_json(Path(run_dir) / "state.json")
+    best, stopped = state["best"], state.get("stopped")
+    header = [c[0] for c in SEARCH_COLUMNS] + ["speed-up", ""]
+    body = []
+    for r in rows:
+        cells = ["-" if r.get(key) is None else fmt.format(r[key] * scale[0] if scale else r[key])
+                 for _, key, fmt, *scale in SEARCH_COLUMNS]
+        cells.append(speedup_cell(r, "speedup_batch"))
+        mark = "FT" if r["iteration"] == 0 else ""
+        if r["iteration"] == best:
+            mark = (mark + ", returned").lstrip(", ")
+        elif not r.get("best", True):
+            mark = "not kept: stopped here"
+        cells.append(mark)
+        body.append(cells)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(c.rjust(w) if i < len(header) - 1 else c for i, (c, w) in enumerate(zip(b, widths))).rstrip()
+             for b in [header, *body]]
+    b, ft = rows[best], rows[0]
+    lines.append(f"returned: iteration {best}, {100 * b['flops_reduction']:.1f} % fewer MACs, test top-1 "
+                 f"{b['test_top1']:.2f} % (FT {ft['test_top1']:.2f} %)"
+                 + (f", {b['speedup_batch']:.2f}x faster at batch {b.get('latency_batch')} on "
+                    f"{b.get('latency_target')}" if "speedup_batch" in b else ""))
+    lines.append(f"stopped: {stop_reason(rows, stopped)}")
+    return "\n".join(lines)
+
+
+def stop_reason(rows: list[dict], stopped: str | None) -> str:
+    """Why a search stopped, in words."""
+    last = rows[-1] if rows else {}
+    check = last.get("stop_check") or {}
+    if stopped == "loss" and "value" in check:
+        return (f"iteration {last['iteration']}'s val loss {check['value']:.4f} rose past the limit "
+                f"{check['limit']:.4f} (the lowest so far plus --loss-tolerance)")
+    if stopped == "paper" and "value" in check:
+        return (f"iteration {last['iteration']}'s val top-1 fell {check['value']:.2f} points below the last kept "
+                f"sub-model's (more than --tau {check['limit']:g})")
+    if stopped == "tau":  # runs made before --stop-rule
+        return "val top-1 fell more than --tau below the best sub-model"
+    return STOP_REASONS.get(stopped or "", str(stopped))
+
+
 def speedup_cell(r: dict, key: str) -> str:
     """``1.23x [1.10-1.31]``: the median speed-up and its range over rounds; ``1.00x`` for iteration 0."""
     if key not in r:

@@ -19,10 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..distributed import all_reduce_sum, any_rank, sync_model, wrap_ddp
+from ..distributed import all_reduce_sum, any_rank, is_distributed, sync_model, wrap_ddp
 from ..errors import TransTailorError
 from ..progress import progress
-from .metrics import correct_topk
+from .predictions import Predictions
 from .optim import make_schedule
 
 Penalty = Callable[[nn.Module], torch.Tensor]
@@ -42,6 +42,32 @@ class FitResult:
     #: every validation metric of the kept epoch (the restored model scores exactly these)
     best_val: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    #: each epoch's validation predictions, by epoch number
+    val_predictions: dict[int, Predictions] = field(default_factory=dict)
+
+    @property
+    def val(self) -> Predictions | None:
+        """The kept epoch's validation predictions (the restored model's)."""
+        return self.val_predictions.get(self.best_epoch)
+
+    def record(self) -> dict[str, Any]:
+        """What an iteration's or a run's record keeps of the phase."""
+        return {"best_epoch": self.best_epoch, "train_seconds": self.seconds}
+
+
+#: how :func:`fit` picks the epoch it keeps: the best validation top-1 (the first of equals), the
+#: lowest validation loss, or the last epoch (no selection on the validation images)
+EPOCH_CHOICES = ("top1", "loss", "last")
+
+
+def _better(choice: str, val: dict[str, float], best: dict[str, float]) -> bool:
+    if not best:
+        return True
+    if choice == "top1":
+        return val["top1"] > best["top1"]
+    if choice == "loss":
+        return val["loss"] < best["loss"]
+    return True  # last
 
 
 def set_train_mode(model: nn.Module) -> None:
@@ -128,35 +154,47 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict[str, float]:
-    """Top-1 accuracy (%), top-5 where there are more than 5 classes, and mean loss over ``loader``.
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> Predictions:
+    """Each image's label, predicted class, cross-entropy and top-5 hit, in the split's order.
 
-    Under torchrun each rank evaluates its shard and the counts are summed over the ranks.
+    Under torchrun each rank evaluates its shard (:class:`~transtailor.data.sampling.ShardSampler`)
+    and the per-image results are summed into place over the ranks.
     """
     was_training = model.training
     model.eval()
-    loss_sum, hits, n, classes = 0.0, [0, 0], 0, 0
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    order = list(iter(loader.sampler)) if loader.sampler is not None else list(range(n))
+    # columns: label, predicted, loss, top-5 hit; rows: images
+    table = torch.zeros(n, 4, dtype=torch.float64)
+    pos, classes = 0, 0
     try:
         for x, y in progress(loader, desc=desc):
             x, y = _to(device, x, y)
             with autocast_for(device):
                 logits = model(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            logits = logits.float()
             classes = logits.shape[1]
-            h1, h5 = correct_topk(logits, y)
-            hits[0] += h1
-            hits[1] += h5
-            n += len(y)
+            loss = F.cross_entropy(logits, y, reduction="none")
+            top = logits.topk(min(5, classes), dim=1).indices
+            rows = torch.tensor(order[pos:pos + len(y)], dtype=torch.long)
+            pos += len(y)
+            table[rows] = torch.stack([y.double(), logits.argmax(1).double(), loss.double(),
+                                       top.eq(y.view(-1, 1)).any(1).double()], 1).cpu()
     finally:
         model.train(was_training)
-    # summed over the ranks; the last entry counts ranks that saw top-5 (an empty shard sees no logits)
-    totals = all_reduce_sum(torch.tensor([loss_sum, hits[0], hits[1], n, classes > 5], dtype=torch.float64,
-                                         device=device if device.type == "cuda" else None)).tolist()
-    n = max(totals[3], 1.0)
-    out = {"loss": totals[0] / n, "top1": 100.0 * totals[1] / n}
-    if totals[4] > 0:
-        out["top5"] = 100.0 * totals[2] / n
-    return out
+    if is_distributed():  # an empty shard saw no logits: the class count is the largest any rank saw
+        where = device if device.type == "cuda" else torch.device("cpu")
+        table = all_reduce_sum(table.to(where)).cpu()
+        seen = torch.tensor([float(classes)], device=where)
+        torch.distributed.all_reduce(seen, op=torch.distributed.ReduceOp.MAX)
+        classes = int(seen.item())
+    return Predictions(labels=table[:, 0].long(), predicted=table[:, 1].long(), loss=table[:, 2],
+                       top5=table[:, 3].bool() if classes > 5 else None)
+
+
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, desc: str = "eval") -> dict[str, float]:
+    """Top-1 accuracy (%), top-5 where there are more than 5 classes, and mean loss over ``loader``."""
+    return predict(model, loader, device, desc).metrics()
 
 
 def fit(
@@ -173,13 +211,17 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     after_train: Callable[[int], None] | None = None,
     criterion: Criterion | None = None,
+    epoch_choice: str = "last",
 ) -> FitResult:
-    """Train ``epochs`` epochs, select the epoch with the best validation top-1 and restore it.
+    """Train ``epochs`` epochs, pick the epoch to keep by ``epoch_choice`` (:data:`EPOCH_CHOICES`) and
+    restore its weights.
 
     Without a validation loader the last epoch is kept. ``after_train(epoch)`` runs after each
     epoch's training, before its evaluation; ``on_epoch`` receives each epoch's record.
     """
     result = FitResult()
+    if epoch_choice not in EPOCH_CHOICES:
+        raise ValueError(f"epoch_choice must be one of {EPOCH_CHOICES}, got {epoch_choice!r}")
     if epochs == 0:
         return result
     scheduler = make_schedule(optimizer, schedule, epochs * len(train_loader))
@@ -198,11 +240,13 @@ def fit(
         record["train_seconds"] = time.perf_counter() - t0
         record["lr"] = [g["lr"] for g in optimizer.param_groups]
         if val_loader is not None:
-            val = evaluate(model, val_loader, device, desc="val")
+            preds = predict(model, val_loader, device, desc="val")
+            val = preds.metrics()
+            result.val_predictions[epoch] = preds
             record.update({f"val_{k}": v for k, v in val.items()})
-            if result.best_val_top1 is None or val["top1"] > result.best_val_top1:
+            if _better(epoch_choice, val, result.best_val):
                 result.best_val_top1, result.best_epoch, result.best_val = val["top1"], epoch, val
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
         else:
             result.best_epoch = epoch
         record["seconds"] = time.perf_counter() - t0
