@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--epochs-for", nargs="*", default=["cub10=30"], metavar="DATA=N",
                     help="per-data-set epochs (cub10 has 4 steps an epoch at batch 32)")
     ap.add_argument("--preset", default=None)
+    ap.add_argument("--epoch-choice", default=None, help="which epoch a run keeps (default: the package's)")
     ap.add_argument("--tag", default="", help="suffix for the results folder (e.g. a preset name)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -49,6 +50,8 @@ def main() -> None:
                              mode=mode, seed=seed, cache=True, out=str(out))
                 if args.preset:
                     flags["preset"] = args.preset
+                if args.epoch_choice:
+                    flags["epoch_choice"] = args.epoch_choice
                 cfg = tt.resolve(tt.FinetuneConfig, flags=flags)
                 summaries.append(tt.finetune(cfg).summary)
             name = {"head": "FT", "full": "FT-Full"}[mode]

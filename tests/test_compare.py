@@ -87,3 +87,17 @@ def test_compare_at_equal_latency(tiny_folder, tmp_path, fake_speed):
     assert list((Path(os.environ["TRANSTAILOR_CACHE"]) / "latency").glob("cpu-b2-*.json"))  # not the user's cache
     with pytest.raises(Exception, match="speed-ups above 1"):
         CompareConfig(cost="latency", budgets="0.2").validate()
+
+
+def test_a_compare_folder_refuses_runs_with_other_settings_but_takes_more_seeds(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0", **TINY))
+    written = (out / "compare_config.json").read_text()
+    code = main(["compare", "--data", str(tiny_folder), "--out", str(out), "--methods", "ft", "--seeds", "0",
+                 "--model", "resnet18", "--weights", "none", "--image-size", "32", "--batch-size", "8",
+                 "--workers", "0", "--no-latency", "--threads", "1", "--epochs", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--epochs 2 (they have 1)" in err[0]
+    assert (out / "compare_config.json").read_text() == written  # the folder still says what its runs are
+    res = compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0,1", **TINY))
+    assert sorted(r["run"] for r in res.rows) == ["ft-s0", "ft-s1"]

@@ -247,3 +247,20 @@ def test_l1_ranks_each_layer_against_itself_by_default(tiny_folder, tmp_path):
     assert default_channels == layer_channels  # l1's default is the per-layer ranking of Li et al.
     # a global ranking of raw weight norms hits some layers hard and spares others; per layer it is even
     assert statistics.pstdev(default.values()) < statistics.pstdev(glob.values())
+
+
+def test_sfp_records_the_channels_it_removed_and_refuses_distill(tiny_folder, tmp_path):
+    from transtailor.errors import ConfigError
+    from transtailor.models import load_model
+
+    with pytest.raises(ConfigError, match="drop --distill"):
+        PruneConfig(data=str(tiny_folder), method="sfp", distill="previous", **TINY).validate()
+    res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "sfp"), method="sfp", flops_reduction=0.2,
+                            **TINY))
+    pruning = json.loads((res.run_dir / "iter_001" / "pruning.json").read_text())
+    removed = pruning["removed_channels"]
+    assert removed
+    # each gated layer's recorded indices are distinct and as many as the filters its conv lost
+    sites = {s.module: s.conv for s in find_gate_sites(load_model(res.run_dir / "iter_000" / "model.pt"), 32)}
+    for name, idx in removed.items():
+        assert len(set(idx)) == len(idx) == pruning["removed"][sites[name]] > 0

@@ -224,3 +224,22 @@ def test_default_importance_is_taylor_and_beta_trains_alpha_first(tiny_folder, t
     # the paper's importance trains alpha first, which moves it off 1 and changes the scores
     assert any(not torch.allclose(a, torch.ones_like(a)) for a in saved(paper)["alpha"].values())
     assert any(not torch.allclose(saved(paper)["scores"][k], v) for k, v in saved(default)["scores"].items())
+
+
+def test_a_failed_fine_tuning_leaves_no_gradient_hook_behind(tiny_folder, tmp_path, monkeypatch):
+    from torch.optim.optimizer import _global_optimizer_pre_hooks
+
+    real = tt_loop.finetune_phase
+
+    def failing(s, mode, epochs, phase, *args, **kwargs):
+        if phase.startswith("finetune"):  # after preserve registered its process-wide hook
+            assert _global_optimizer_pre_hooks
+            raise RuntimeError("disk on fire")
+        return real(s, mode, epochs, phase, *args, **kwargs)
+
+    monkeypatch.setattr(tt_loop, "finetune_phase", failing)
+    before = len(_global_optimizer_pre_hooks)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), importance_ft="preserve",
+                            max_iterations=1, **TINY))
+    assert len(_global_optimizer_pre_hooks) == before

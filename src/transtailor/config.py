@@ -25,10 +25,17 @@ def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
-#: Named bundles of settings. ``paper`` is the AAAI 2021 paper's optimiser settings at 224 px (the
-#: defaults are tuned for short CPU runs: README, "Training"); ``quick`` is README's main job, a search
-#: that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at 30 % fewer FLOPs.
+#: Named bundles of settings. ``paper`` is the AAAI 2021 paper's method and optimiser settings at
+#: 224 px (the defaults are tuned for short CPU runs: README, "Training"); ``quick`` is README's main
+#: job, a search that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at 30 % fewer
+#: FLOPs; ``legacy`` restores the defaults README's earlier measurements were made with (the epoch of
+#: best validation top-1, the paper's stop rule, the paper's importance).
 PRESETS: dict[str, dict[str, Any]] = {
+    "legacy": {
+        "epoch_choice": "top1",
+        "stop_rule": "paper",
+        "importance": "beta",
+    },
     "quick": {
         "image_size": 64,
         "epochs": 3,
@@ -40,6 +47,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "momentum": 0.9,
         "weight_decay": 0.005,
         "image_size": 224,
+        "stop_rule": "paper",
+        "importance": "beta",
     },
 }
 
@@ -248,6 +257,8 @@ class PruneConfig(IterativeConfig):
         if self.cost == "latency" and self.target_speedup is None:
             raise ConfigError("prune --cost latency spends a latency budget: give it with --target-speedup "
                               "(e.g. 1.3) instead of --flops-reduction")
+        if self.method == "sfp" and self.distill != "none":
+            raise ConfigError("--method sfp prunes while it trains and has no teacher step: drop --distill")
         if self.method == "sfp" and self.cost == "latency":
             raise ConfigError("--method sfp selects filters by MACs while it trains: use --cost macs with it")
 

@@ -31,9 +31,10 @@ from typing import Any
 from ..config import CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict
 from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
+from ..errors import ConfigError, RunFileError
 from ..runs import read_json, write_json
 from .finetune import finetune
-from .iterative import iterations_seconds
+from .iterative import LEGACY_DEFAULTS, RESUME_OVERRIDES, iterations_seconds
 from .prune import prune
 from .transtailor import search
 
@@ -114,6 +115,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
     """Make every run that is not finished yet, then write the table, the JSON and the plot."""
     cfg.validate()
     root = Path(cfg.out) if cfg.out else Path("runs") / f"compare-{cfg.model.replace(':', '_')}-{Path(cfg.data).name}"
+    _check_same_setting(root, cfg)
     write_json(root / "compare_config.json", to_dict(cfg))
     rows = []
     for method, budget, seed in plan_runs(cfg):
@@ -131,6 +133,30 @@ def compare(cfg: CompareConfig) -> CompareResult:
 
         draw_comparison_plot(rows, root / "compare.png")
     return CompareResult(rows, table, root)
+
+
+#: options a compare folder may be run again with: more methods, seeds or budgets join the same table,
+#: and where the data are and how this machine runs do not change what is computed
+EXTENDABLE = frozenset({"methods", "seeds", "budgets", "out", "preset", *RESUME_OVERRIDES})
+
+
+def _check_same_setting(root: Path, cfg: CompareConfig) -> None:
+    """Refuse to add runs to a folder whose runs were made with other settings: their rows would be
+    reused under a title that names the new ones."""
+    path = root / "compare_config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = read_json(path)
+    except RunFileError:
+        return  # unreadable: rewritten below, the runs themselves carry their own config
+    saved = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in saved}, **saved}
+    now = to_dict(cfg)
+    diffs = [f"--{k.replace('_', '-')} {now[k]} (they have {saved[k]})" for k in now
+             if k not in EXTENDABLE and k in saved and saved[k] != now[k]]
+    if diffs:
+        raise ConfigError(f"--out {root} holds runs made with other settings: {'; '.join(diffs)}; use another "
+                          "--out for these settings")
 
 
 def _start_run(cfg: CompareConfig, root: Path, seed: int) -> Path:

@@ -94,7 +94,7 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
     phase = "ft" if cfg.mode == "head" else "ft_full"
     if cfg.mode == "full" and cfg.regularizer == "delta":
         # DELTA measures its channel attention with a classifier trained on the frozen source features
-        finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(cfg, regularizer="none")), "head", 1,
+        finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(s.cfg, regularizer="none")), "head", 1,
                        "delta_head")
     fitted = finetune_phase(s, cfg.mode, cfg.epochs, phase)
     scores, evaluated = final_scores(s, s.bundle.model, fitted)

@@ -266,10 +266,13 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept,
                                      plan.importance_ft if scored.importance is not None else "none")
-        fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
-                                criterion=_distiller(s, teacher))
-        reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
-        attached.finish(model)
+        try:
+            fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
+                                    criterion=_distiller(s, teacher))
+            reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
+            attached.finish(model)
+        finally:
+            attached.remove_hooks()  # process-wide: never left behind by a failed phase
         times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **fitted.record()}

@@ -66,8 +66,13 @@ class ImportanceFT:
         return cls(handles=[register_optimizer_step_pre_hook(pre_step)])
 
     def finish(self, model: nn.Module) -> None:
+        """Fold the gates into the model and remove the hooks: the model is plain again."""
         if self.gates is not None:
             fold_gates(model, self.gates)
+        self.remove_hooks()
+
+    def remove_hooks(self) -> None:
+        """Remove the process-wide optimizer hooks (also when fine-tuning failed); idempotent."""
         for h in self.handles:
             h.remove()
         self.handles.clear()

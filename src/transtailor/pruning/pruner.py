@@ -362,6 +362,7 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
     macs_before, _ = layer_macs(model, image_size)
     was_training = model.training
     model.eval()
+    gone: dict[str, list[int]] = {}
     try:
         graph, groups, _ = _gated_groups(model, image_size, head, set(masks))
         for g in groups:
@@ -370,6 +371,8 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
                 marked &= masks[name].cpu()[torch.as_tensor(idx, dtype=torch.long)]
             js = marked.nonzero().flatten().tolist()
             if js and len(js) < g.channels:
+                for name, idx in g.site_idx.items():
+                    gone.setdefault(name, []).extend(idx[j] for j in js)
                 g.prune(graph, js)
     finally:
         model.train(was_training)
@@ -377,4 +380,5 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
     macs_after = layer_macs(model, image_size)[0]
     return PruneRecord(macs_before=macs_before, macs_after=macs_after,
                        removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
-                       remaining=widths_after, cost_before=macs_before, cost_after=macs_after)
+                       remaining=widths_after, removed_channels={k: sorted(v) for k, v in gone.items()},
+                       cost_before=macs_before, cost_after=macs_after)
