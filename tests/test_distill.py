@@ -29,14 +29,29 @@ def test_the_distillation_term_vanishes_when_student_and_teacher_agree():
     assert torch.allclose(Distiller(other, 0.0, 4.0)(logits, y, x), ce)
 
 
-def test_search_with_distillation_changes_the_fine_tuning(tiny_folder, tmp_path):
+def test_the_distillation_loss_is_its_formula():
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    x, y, s = torch.randn(5, 3, 2, 2), torch.tensor([0, 1, 2, 3, 0]), torch.randn(5, 4)
+    w, t = 0.3, 2.5
+    pt = torch.exp(teacher(x) / t) / torch.exp(teacher(x) / t).sum(1, keepdim=True)
+    log_ps = s / t - torch.log(torch.exp(s / t).sum(1, keepdim=True))
+    kl = (pt * (torch.log(pt) - log_ps)).sum() / len(x)
+    ce = -(s - torch.log(torch.exp(s).sum(1, keepdim=True)))[torch.arange(5), y].mean()
+    torch.testing.assert_close(Distiller(teacher, w, t)(s, y, x), ((1 - w) * ce + w * t * t * kl).detach())
+
+
+def test_search_distillation_acts_on_the_fine_tuning_by_its_weight(tiny_folder, tmp_path):
     plain = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "plain"), **TINY))
+    zero = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "zero"), distill="previous",
+                               distill_weight=0.0, **TINY))
     taught = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "taught"), distill="previous", **TINY))
     assert len(plain.iterations) == len(taught.iterations) == 2
     assert plain.iterations[1]["macs"] == taught.iterations[1]["macs"]  # the same pruning: distillation acts
-    wa = dict(plain.model.named_parameters())["conv1.weight"]
-    wb = dict(taught.model.named_parameters())["conv1.weight"]
-    assert not torch.allclose(wa, wb)  # only during the fine-tuning, whose outcome it changes
+    w = {k: dict(r.model.named_parameters())["conv1.weight"] for k, r in
+         (("plain", plain), ("zero", zero), ("taught", taught))}
+    torch.testing.assert_close(w["zero"], w["plain"])  # weight 0 is plain cross-entropy, step for step
+    assert not torch.allclose(w["taught"], w["plain"])  # only during the fine-tuning, whose outcome it changes
 
 
 def test_a_teacher_for_other_classes_is_refused(tiny_folder, tmp_path):

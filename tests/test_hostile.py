@@ -431,3 +431,30 @@ def test_a_deleted_iteration_folder_is_one_line_for_resume_and_report(finished_r
     assert "iter_001/model.pt is missing" in capsys.readouterr().err
     assert main(["report", str(run)]) == 2
     assert "iter_001" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("after", [0.6, 1.5])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, after):
+    # torch's import takes seconds; an interrupt then is answered like one during training
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "transtailor", "search", "--out", str(tmp_path / "r")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("transtailor search: interrupted")
+
+
+def test_the_package_imports_without_torch_until_a_name_needs_it():
+    import subprocess
+    import sys
+
+    code = ("import sys, transtailor, transtailor.cli.main; assert 'torch' not in sys.modules; "
+            "transtailor.SearchConfig; assert 'torch' not in sys.modules; transtailor.load_model; "
+            "assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

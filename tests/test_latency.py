@@ -345,4 +345,6 @@ def test_cpu_timing_keeps_large_blocks_in_the_heap():
 
     default, kept = faults("default"), faults("kept")
     assert default > 10 * 16384 * 0.9  # the default maps each block anew: 16384 pages each
-    assert kept < default / 3
+    # kept: the blocks come back from the heap; 1 or 4 of the 10 were faulted in anew (seen over runs:
+    # where an aligned block fits in the heap varies with the address layout), never all of them
+    assert kept < default / 2

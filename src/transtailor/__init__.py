@@ -10,17 +10,57 @@ The typed public API::
     speed = tt.benchmark(tt.BenchmarkConfig(model_path="runs/tt", latency_target="onnxruntime"))
 """
 
-from .config import BenchmarkConfig, CommonConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, SearchConfig, resolve
-from .data import DataBundle, build_data
-from . import runs
-from .errors import ConfigError, DataError, ModelError, TransTailorError
-from .methods.benchmark import BenchmarkResult, benchmark
-from .methods.compare import CompareResult, compare
-from .models.timing import Latency, TimingSetup, compare_latency
-from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, prune, search
-from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
-from .models.serialize import load_bundle
-from .models.zoo import wrap_module
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time they load on first use
+    from . import runs
+    from .config import (BenchmarkConfig, CommonConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig,
+                         PruneConfig, SearchConfig, resolve)
+    from .data import DataBundle, build_data
+    from .errors import ConfigError, DataError, ModelError, TransTailorError
+    from .methods import FinetuneResult, SearchResult, evaluate_saved, export_model, finetune, prune, search
+    from .methods.benchmark import BenchmarkResult, benchmark
+    from .methods.compare import CompareResult, compare
+    from .models import ModelBundle, count_macs_params, create_model, load_model, measure_latency, save_model
+    from .models.serialize import load_bundle
+    from .models.timing import Latency, TimingSetup, compare_latency
+    from .models.zoo import wrap_module
+
+#: where each public name lives. ``import transtailor`` loads none of them (nor torch), so the
+#: ``transtailor`` command can answer Ctrl-C, --help and bad flags before torch is imported.
+_WHERE = {
+    **dict.fromkeys(["BenchmarkConfig", "CommonConfig", "CompareConfig", "EvaluateConfig", "ExportConfig",
+                     "FinetuneConfig", "PruneConfig", "SearchConfig", "resolve"], ".config"),
+    **dict.fromkeys(["DataBundle", "build_data"], ".data"),
+    **dict.fromkeys(["ConfigError", "DataError", "ModelError", "TransTailorError"], ".errors"),
+    **dict.fromkeys(["FinetuneResult", "SearchResult", "evaluate_saved", "export_model", "finetune", "prune",
+                     "search"], ".methods"),
+    **dict.fromkeys(["BenchmarkResult", "benchmark"], ".methods.benchmark"),
+    **dict.fromkeys(["CompareResult", "compare"], ".methods.compare"),
+    **dict.fromkeys(["ModelBundle", "count_macs_params", "create_model", "load_model", "measure_latency",
+                     "save_model"], ".models"),
+    "load_bundle": ".models.serialize",
+    **dict.fromkeys(["Latency", "TimingSetup", "compare_latency"], ".models.timing"),
+    "wrap_module": ".models.zoo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "runs":
+        return importlib.import_module(".runs", __name__)
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'transtailor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -17,8 +17,10 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from ..config import (BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
                       SearchConfig, resolve)
-from ..distributed import launch_rank, shutdown
 from ..errors import TransTailorError
+
+# torch is imported only once a command runs (inside main's try), so Ctrl-C during its import
+# is answered like any other interruption
 
 POSITIONAL = {"model_path": "MODEL_OR_RUN", "run_dir": "RUN_DIR"}
 
@@ -156,29 +158,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    ns = vars(parser.parse_args(argv))
-    command = ns.pop("_command")
-    if command is None:
-        parser.print_help()
-        return 2
-    quiet = ns.pop("quiet")
-    follower = launch_rank() > 0  # under torchrun, rank 0 alone prints and logs
-    if follower:
-        sys.stdout = open(os.devnull, "w")
-    logging.basicConfig(level=logging.WARNING if quiet or follower else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
-    config_file = ns.pop("_config", None)
+    command = "command"
     try:
+        parser = build_parser()
+        ns = vars(parser.parse_args(argv))
+        command = ns.pop("_command")
+        if command is None:
+            parser.print_help()
+            return 2
+        quiet = ns.pop("quiet")
+        follower = int(os.environ.get("RANK", "0")) > 0  # under torchrun, rank 0 alone prints and logs
+        if follower:
+            sys.stdout = open(os.devnull, "w")
+        logging.basicConfig(level=logging.WARNING if quiet or follower else logging.INFO, format="%(message)s",
+                            stream=sys.stderr)
+        config_file = ns.pop("_config", None)
         return COMMANDS[command][1](ns, config_file)
     except TransTailorError as exc:
         print(f"transtailor {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"transtailor {command}: interrupted; completed files in the run folder are kept", file=sys.stderr)
+        logging.disable(logging.INFO)  # torch's exit hooks log statistics when cut off in the middle of its import
         return 130
     finally:
-        shutdown()
+        if "transtailor.distributed" in sys.modules:  # nothing to shut down before torch was imported
+            sys.modules["transtailor.distributed"].shutdown()
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:
