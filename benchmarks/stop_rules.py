@@ -23,22 +23,14 @@ import argparse
 import json
 import math
 import re
-import statistics
 from pathlib import Path
 from typing import Any, Callable
 
+from _common import mean_std
 from transtailor.methods.stopping import StopRule
 from transtailor.training.predictions import Evaluated
 
 Rule = Callable[[list[dict[str, Any]], dict[str, Any]], bool]  # (kept so far, candidate) -> stop
-
-
-def _ms(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def _mcnemar_p(worse: int, better: int) -> float:
@@ -123,20 +115,20 @@ def main() -> None:
             lines.append(
                 f"| {kind} | {name} | {len(by_seed)} | {', '.join(str(it) for it, _ in got.values())} | "
                 f"{sum(stopped for _, stopped in got.values())}/{len(got)} | "
-                f"{_ms([100 * r['flops_reduction'] for r in returned])} | {_ms([r['test_top1'] for r in returned])} | "
-                f"{_ms(best)} | {_ms([b - r['test_top1'] for b, r in zip(best, returned)])} |")
+                f"{mean_std([100 * r['flops_reduction'] for r in returned])} | {mean_std([r['test_top1'] for r in returned])} | "
+                f"{mean_std(best)} | {mean_std([b - r['test_top1'] for b, r in zip(best, returned)])} |")
     steps = max((len(its) for by_seed in trajs.values() for its in by_seed.values()), default=0)
     lines += ["", "## Test top-1 % at each step (mean ± sd over seeds; step k removed about 10k % of the FLOPs)", "",
               "| trajectory | seeds | " + " | ".join(f"step {k}" for k in range(steps)) + " |",
               "|---|---|" + "---|" * steps]
     for kind, by_seed in trajs.items():
         cols = [[its[k]["test_top1"] for its in by_seed.values() if len(its) > k] for k in range(steps)]
-        lines.append(f"| {kind} | {len(by_seed)} | " + " | ".join(_ms(c) for c in cols) + " |")
+        lines.append(f"| {kind} | {len(by_seed)} | " + " | ".join(mean_std(c) for c in cols) + " |")
     lines += ["", "| reference | seeds | test top-1 % |", "|---|---|---|"]
     for kind, seeds in runs.items():
         if kind.startswith("ft-full"):
             tops = [json.loads((d / "summary.json").read_text())["test_top1"] for d in seeds.values()]
-            lines.append(f"| {kind} | {len(seeds)} | {_ms(tops)} |")
+            lines.append(f"| {kind} | {len(seeds)} | {mean_std(tops)} |")
     lines += ["", "## Per run: val top-1 / val loss / test top-1 at each step", ""]
     for kind, by_seed in trajs.items():
         for s, its in sorted(by_seed.items()):
