@@ -10,8 +10,7 @@ from transtailor.cli import main
 from transtailor.config import CompareConfig
 from transtailor.methods.compare import compare, plan_runs, source_of
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+from conftest import TINY
 
 
 def test_compare_runs_each_method_once_and_resumes(tiny_folder, tmp_path):

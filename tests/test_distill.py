@@ -12,8 +12,9 @@ from transtailor.methods import search
 from transtailor.models import create_model
 from transtailor.training.distill import Distiller
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1, max_iterations=1, cache=True)
+from conftest import TINY as _TINY
+
+TINY = dict(_TINY, max_iterations=1, cache=True)
 
 
 def test_the_distillation_term_vanishes_when_student_and_teacher_agree():

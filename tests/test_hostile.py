@@ -15,8 +15,7 @@ from transtailor.errors import ConfigError
 from transtailor.runs import file_mode
 from transtailor.methods import search
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+from conftest import TINY
 
 
 def _iterations(run):

@@ -12,8 +12,7 @@ from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
 from transtailor.pruning.criteria import l1_scores, per_layer, taylor_scores
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+from conftest import TINY
 
 
 @pytest.mark.parametrize("method, extra", [("l1", {}), ("taylor", {}), ("taylor", {"taylor_on": "weight"}),

@@ -14,8 +14,7 @@ from transtailor.pruning import find_gate_sites
 from transtailor.training import set_train_mode
 from transtailor.training.regularizers import channel_attention, make_regularizer, stage_outputs
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+from conftest import TINY
 
 
 def _bundle():

@@ -18,8 +18,7 @@ from transtailor.errors import ConfigError
 from transtailor.models import load_model
 from transtailor.training.predictions import Evaluated, Predictions
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+from conftest import TINY
 
 
 def _flags(d):

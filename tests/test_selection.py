@@ -16,8 +16,9 @@ from transtailor.training import fit, make_sgd
 from transtailor.training.loop import predict
 from transtailor.training.predictions import Evaluated
 
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=2, latency=False,
-            threads=1)
+from conftest import TINY as _TINY
+
+TINY = dict(_TINY, epochs=2)
 
 
 def _fit(tiny_folder, choice):
