@@ -30,6 +30,11 @@ def test_compare_runs_each_method_once_and_resumes(tiny_folder, tmp_path):
             assert first["from_ft"] == str(tmp_path / "cmp" / f"ft-s{seed}")
             assert first["test_top1"] == ft["test_top1"] and first["macs"] == ft["macs"]
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+    for r in res.rows:  # like for like: fine-tuning rows count their training, not the data loading before it
+        if r["method"] == "ft":
+            summary = json.loads((tmp_path / "cmp" / r["run"] / "summary.json").read_text())
+            assert r["wall_seconds"] == summary["train_seconds"] < summary["wall_seconds"]
+    assert "without loading and decoding the data" in res.table
     stamp = (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns
     (tmp_path / "cmp" / "ft-s1" / "summary.json").unlink()  # as if cut off before the end
     again = compare(cfg)

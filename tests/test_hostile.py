@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -432,9 +433,10 @@ def test_a_deleted_iteration_folder_is_one_line_for_resume_and_report(finished_r
     assert "iter_001" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("after", [0.6, 1.5])
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc to see torch being loaded")
+@pytest.mark.parametrize("after", [0.0, 1.0])
 def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, after):
-    # torch's import takes seconds; an interrupt then is answered like one during training
+    # torch's import takes seconds; an interrupt then (or just after) is answered like one during training
     import signal
     import subprocess
     import sys
@@ -442,10 +444,16 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, after):
 
     proc = subprocess.Popen([sys.executable, "-m", "transtailor", "search", "--out", str(tmp_path / "r")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while "libtorch" not in maps.read_text() and time.monotonic() < deadline:  # torch is being imported
+        time.sleep(0.005)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    # 130, or ended by SIGINT itself, which a shell reports as 130 too: after an interrupt inside torch's
+    # import, CPython sometimes ends the process that way although main caught the interrupt
+    assert proc.returncode in (130, -signal.SIGINT), err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("transtailor search: interrupted")
 
 

@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     command = "command"
+    from ..interrupts import install
+
+    install()  # a Ctrl-C that some library swallows is raised again at the next step
     try:
         parser = build_parser()
         ns = vars(parser.parse_args(argv))

@@ -197,7 +197,8 @@ def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int
         kept = its if iteration is None else its[: iteration + 1]
         s = {**s, "wall_seconds": iterations_seconds(kept)}
         curve = [(r["flops_reduction"], r["test_top1"]) for r in kept]
-    else:
+    else:  # fine-tuning: its training and validation, not the start-up (data decoding) the pruning rows skip too
+        s = {**s, "wall_seconds": s.get("train_seconds", s.get("wall_seconds"))}
         curve = []
     run = out.name if iteration is None else f"{out.name}/iter_{iteration:03d}"
     return {"method": method, "budget": budget, "seed": seed, "run": run,
@@ -220,8 +221,9 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
     ] for label, rs in groups.items()]
     title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
              f"seeds {cfg.seeds}")
-    note = ("\n\nPruning methods and TransTailor start from the FT model of the same seed; their wall time "
-            "is their own, without that FT's." if any(r["budget"] is not None for r in rows) else "")
+    note = ("\n\nWall time: each method's own training, scoring and evaluation, without loading and decoding "
+            "the data." + (" Pruning methods and TransTailor start from the FT model of the same seed; their time "
+                           "does not include that FT's." if any(r["budget"] is not None for r in rows) else ""))
     if cfg.cost == "latency":
         note += (f" Budgets are measured speed-ups at batch {cfg.latency_batch} on the latency target; the "
                  "speed-up column is each run's own measurement against its FT model.")
