@@ -11,12 +11,10 @@
 set -euo pipefail
 data=$1 out=$2 seed=$3
 common=(--data "$data" --model efficientnet_lite0 --image-size 112 --cache --no-latency --seed "$seed" ${EXTRA:-})
-[ -f "$out/ft-s$seed/summary.json" ] || { rm -rf "$out/ft-s$seed"; transtailor finetune --mode head --epochs 4 \
-  "${common[@]}" --out "$out/ft-s$seed"; }
+. "$(dirname "$0")/_run.sh"
+run "ft-s$seed" finetune --mode head --epochs 4 "${common[@]}"
 for imp in beta taylor; do
-  [ -f "$out/$imp-s$seed/summary.json" ] || { rm -rf "$out/$imp-s$seed"; transtailor search "${common[@]}" \
-    --from-ft "$out/ft-s$seed" --importance "$imp" --max-iterations 1 --finetune-epochs 0 --stop-rule none \
-    --out "$out/$imp-s$seed"; }
+  run "$imp-s$seed" search "${common[@]}" --from-ft "$out/ft-s$seed" --importance "$imp" --max-iterations 1 \
+    --finetune-epochs 0 --stop-rule none
 done
-[ -f "$out/epoch-s$seed/summary.json" ] || { rm -rf "$out/epoch-s$seed"; transtailor finetune --mode full --epochs 1 \
-  "${common[@]}" --out "$out/epoch-s$seed"; }
+run "epoch-s$seed" finetune --mode full --epochs 1 "${common[@]}"

@@ -12,23 +12,11 @@
 # resumed when cut off. EXTRA adds options to every run (e.g. --device cuda).
 set -euo pipefail
 data=$1 out=$2 seed=$3
-tt=${TT:-transtailor}
 max_iter=${MAX_ITER:-5}
 common=(--data "$data" --model efficientnet_lite0 --image-size 112 --epochs 4 --cache --no-latency
         --seed "$seed" ${EXTRA:-})
 
-# run NAME COMMAND...: run it into $out/NAME unless done; resume it when a state was committed
-run() {
-  local name=$1; shift
-  local dir="$out/$name"
-  if [ -f "$dir/summary.json" ]; then return; fi
-  if [ -f "$dir/state.json" ]; then
-    $tt "$1" --resume "$dir" ${EXTRA:-}
-  else
-    rm -rf "$dir"
-    $tt "$@" --out "$dir"
-  fi
-}
+. "$(dirname "$0")/_run.sh"
 
 for choice in ${EPOCH_CHOICES-top1 last}; do
   run "tt-$choice-s$seed" search "${common[@]}" --stop-rule none --max-iterations "$max_iter" --epoch-choice "$choice"

@@ -346,6 +346,6 @@ def test_cpu_timing_keeps_large_blocks_in_the_heap():
     default, kept = faults("default"), faults("kept")
     assert default > 10 * 16384 * 0.9  # the default maps each block anew: 16384 pages each
     # kept: blocks come back from the heap instead of being mapped anew. How many of the 10 are still
-    # faulted in anew varies between runs and environments (1 or 4 in the development install, 4 to 7 in
+    # faulted in anew varies between runs and environments (1 or 4 in the development install, 1 to 7 in
     # a fresh virtual environment; why is not known), never all: at least one block is kept
     assert kept <= default - 16384

@@ -56,7 +56,7 @@ def _scripted(monkeypatch, vals, losses=None):
                 _evaluated(vals[it]))
 
     monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, fitted=None: (
+    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, fitted=None, **kw: (
         {"val_top1": vals[0], "val_loss": losses.get(0, 1.0), "test_top1": 1.0}, _evaluated(vals[0])))
 
 
@@ -194,7 +194,7 @@ def test_a_paper_stop_is_recorded_as_such_even_when_the_step_removed_nothing(tin
 
     monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
     monkeypatch.setattr(tt_loop, "final_scores",
-                        lambda s, m, fitted=None: ({"val_top1": 50.0, "test_top1": 1.0}, _evaluated(50.0)))
+                        lambda s, m, fitted=None, **kw: ({"val_top1": 50.0, "test_top1": 1.0}, _evaluated(50.0)))
     res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), stop_rule="paper", tau=0.3, **TINY))
     assert res.summary["stopped"] == "paper" and res.summary["best_iteration"] == 0
 

@@ -30,12 +30,12 @@ def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
 #: job, a search that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at 30 % fewer
 #: FLOPs; ``legacy`` restores the defaults README's earlier measurements were made with (the epoch of
 #: best validation top-1, the paper's stop rule, the paper's importance).
+#: options whose default changed, with the value they had before: a run folder or config written
+#: before they existed ran with these
+LEGACY_DEFAULTS: dict[str, Any] = {"epoch_choice": "top1", "stop_rule": "paper", "importance": "beta"}
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "legacy": {
-        "epoch_choice": "top1",
-        "stop_rule": "paper",
-        "importance": "beta",
-    },
+    "legacy": LEGACY_DEFAULTS,
     "quick": {
         "image_size": 64,
         "epochs": 3,
@@ -470,6 +470,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
+
+
+def with_legacy_defaults(saved: Mapping[str, Any], cls: type | None = None) -> dict[str, Any]:
+    """``saved`` (a stored config) with :data:`LEGACY_DEFAULTS` filled in where it predates an option
+    (only ``cls``'s options, when given)."""
+    names = None if cls is None else set(_field_names(cls))
+    return {**{k: v for k, v in LEGACY_DEFAULTS.items() if names is None or k in names}, **saved}
 
 
 # options where +inf means "never" (e.g. --tau inf: no accuracy-drop stop)

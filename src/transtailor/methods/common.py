@@ -28,10 +28,10 @@ from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
-from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, write_json
+from ..runs import MODEL_FILE, RunDir, write_json
 from ..training import resolve_device, seed_everything, set_threads
 from ..training.loop import FitResult, predict
-from ..training.predictions import Evaluated, Predictions
+from ..training.predictions import Evaluated
 
 log = logging.getLogger("transtailor")
 
@@ -207,13 +207,16 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
     return out
 
 
-def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None) -> tuple[dict[str, Any], Evaluated]:
+def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None, *,
+                 reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
     """Validation and test metrics of ``model`` and its predictions behind them.
 
-    ``phase`` is the training phase that produced this very model: its kept epoch's validation
-    predictions are reused, not computed again, and every epoch's are kept with the result.
+    ``phase`` is the training phase that produced the model; every epoch's validation predictions are
+    kept with the result. With ``reuse_val`` the model is that phase's kept epoch as it stands, so its
+    validation predictions are reused, not computed again (not so once gates were folded into it or
+    filters removed after training).
     """
-    val = phase.val if phase is not None else None
+    val = phase.val if phase is not None and reuse_val else None
     if val is None and s.data.val_loader is not None:
         val = predict(model, s.data.val_loader, s.device, "val")
     result = Evaluated(test=predict(model, s.data.test_loader, s.device, "test"), val=val,

@@ -28,13 +28,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..config import CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict
+from ..config import (CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict,
+                      with_legacy_defaults)
 from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
 from ..runs import read_json, write_json
 from .finetune import finetune
-from .iterative import LEGACY_DEFAULTS, RESUME_OVERRIDES, iterations_seconds
+from .iterative import RESUME_OVERRIDES, iterations_seconds
 from .prune import prune
 from .transtailor import search
 
@@ -150,7 +151,7 @@ def _check_same_setting(root: Path, cfg: CompareConfig) -> None:
         saved = read_json(path)
     except RunFileError:
         return  # unreadable: rewritten below, the runs themselves carry their own config
-    saved = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in saved}, **saved}
+    saved = with_legacy_defaults(saved)
     now = to_dict(cfg)
     diffs = [f"--{k.replace('_', '-')} {now[k]} (they have {saved[k]})" for k in now
              if k not in EXTENDABLE and k in saved and saved[k] != now[k]]

@@ -5,8 +5,8 @@
         score every filter (the method's own criterion: TransTailor's β, L1, Taylor, ...)
         remove the lowest-scored filters until the step's share of the original FLOPs is gone
         fine-tune (with the importance attached, for TransTailor)
-        if best_val - val > τ: stop, else this sub-model becomes the best
-    until the FLOPs target, the iteration limit or τ
+        if the stop rule says it fell too far: stop, else this sub-model becomes the best
+    until the FLOPs target, the iteration limit or the stop rule
 
 Every iteration writes ``iter_NNN/`` (model, scores, pruning record) and ``state.json`` before the
 next begins; ``--resume`` continues from the last complete iteration, seeding each iteration from
@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, from_dict
+from ..config import IterativeConfig, from_dict, with_legacy_defaults
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
 from ..errors import ConfigError, RunFileError
@@ -38,11 +38,10 @@ from ..pruning import GateSite, PruneRecord, find_gate_sites
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
-from ..training import seed_everything
+from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
-from .budget import Budget, reached_speedup
-from ..training import FitResult
 from ..training.predictions import Evaluated
+from .budget import Budget, reached_speedup
 from .common import (Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup,
                      write_predictions)
 from .finetune import finetune_phase
@@ -123,10 +122,10 @@ class _Loop:
 
 def _evaluate_and_measure(s: Setup, macs0: int | None, fitted: FitResult | None = None,
                           timing: TimingSetup | None = None, original: nn.Module | None = None,
-                          ) -> tuple[dict[str, Any], Evaluated]:
-    """Val and test top-1 (``fitted``'s kept epoch if it trained this very model), MACs, params,
-    latency and, against ``original``, the measured speed-up; and the predictions behind the scores."""
-    rec, evaluated = final_scores(s, s.bundle.model, fitted)
+                          reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
+    """Val and test top-1 (``fitted``'s kept epoch with ``reuse_val``), MACs, params, latency and,
+    against ``original``, the measured speed-up; and the predictions behind the scores."""
+    rec, evaluated = final_scores(s, s.bundle.model, fitted, reuse_val=reuse_val)
     cost = measure(s.bundle.model, s.cfg.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
     rec.update(cost)
     rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
@@ -168,8 +167,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         original = copy.deepcopy(s.bundle.model) if timing else None
         macs0 = rec["macs"]
         rec["best"] = True
-        state = {"completed": 0, "best": 0, "best_val": rec["val_top1"], "macs_original": macs0,
-                 "stopped": None}
+        state = {"completed": 0, "best": 0, "macs_original": macs0, "stopped": None}
         iterations = [rec]
         _commit_iteration(s, 0, rec, None, None, evaluated, state, iterations)
         _log_iteration(rec)
@@ -200,7 +198,7 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
                 state["stopped"] = plan.stop.name
                 log.info("iteration %d: %s: stopping", it, plan.stop.describe(check))
         if rec["best"]:
-            state.update(best=it, best_val=rec.get("val_top1"))
+            state["best"] = it
         state["completed"] = it
         iterations.append(rec)
         _commit_iteration(s, it, rec, saved, pruning, evaluated, state, iterations)
@@ -276,9 +274,7 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
         times["seconds_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **fitted.record()}
-    scores, evaluated = _evaluate_and_measure(s, macs0, fitted if reuse_val else None, loop.timing, loop.original)
-    if not reuse_val:  # the epochs' predictions are still the record of how the kept epoch was chosen
-        evaluated.val_epochs, evaluated.kept_epoch = fitted.val_predictions, fitted.best_epoch
+    scores, evaluated = _evaluate_and_measure(s, macs0, fitted, loop.timing, loop.original, reuse_val)
     rec.update(scores)
     times["seconds_eval"] = time.perf_counter() - t
     rec.update(times)
@@ -335,9 +331,6 @@ def _log_iteration(rec: dict[str, Any]) -> None:
              "" if rec.get("best") else " (not kept)")
 
 
-# options whose default changed: a run folder written before they existed ran with these values
-LEGACY_DEFAULTS = {"epoch_choice": "top1", "stop_rule": "paper", "importance": "beta"}
-
 # options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
 
@@ -349,9 +342,7 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     run = RunDir(cfg.resume)
     if not run.file("config.yaml").is_file():
         raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
-    saved = {k: v for k, v in run.read_config().items() if k != "command"}
-    names = {f.name for f in dataclasses.fields(cls)}
-    saved.update({k: v for k, v in LEGACY_DEFAULTS.items() if k in names and k not in saved})
+    saved = with_legacy_defaults({k: v for k, v in run.read_config().items() if k != "command"}, cls)
     saved.update(out=str(run.path), resume=str(run.path))
     try:
         theirs = from_dict(cls, saved)
@@ -398,7 +389,7 @@ def _load_state(run: RunDir) -> dict[str, Any]:
     """The saved state of a resumed run, with any iteration after its last complete one cleared away."""
     state = read_json(run.file(STATE_FILE))
     if not (isinstance(state, dict) and isinstance(state.get("completed"), int) and isinstance(state.get("best"), int)
-            and "macs_original" in state and "best_val" in state and "stopped" in state):
+            and "macs_original" in state and "stopped" in state):
         raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new --out")
     done = state["completed"]
     for name, digest in state.get("checksums", {}).items():

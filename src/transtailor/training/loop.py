@@ -38,7 +38,6 @@ class TrainingDiverged(TransTailorError):
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_top1: float | None = None
     #: every validation metric of the kept epoch (the restored model scores exactly these)
     best_val: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -245,7 +244,7 @@ def fit(
             result.val_predictions[epoch] = preds
             record.update({f"val_{k}": v for k, v in val.items()})
             if _better(epoch_choice, val, result.best_val):
-                result.best_val_top1, result.best_epoch, result.best_val = val["top1"], epoch, val
+                result.best_epoch, result.best_val = epoch, val
                 best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
         else:
             result.best_epoch = epoch
