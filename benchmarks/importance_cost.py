@@ -41,7 +41,7 @@ def main() -> None:
         lines.append(f"| {s} | FT (unpruned) | - | - | 0.0 | {ft['val_top1']:.2f} | {ft['test_top1']:.2f} |")
         for imp in ("beta", "taylor"):
             rec = _read(args.root / f"{imp}-s{s}" / "iterations.json")[1]
-            secs = rec.get("seconds_alpha", 0.0) + rec.get("seconds_beta", 0.0)
+            secs = rec.get("seconds_alpha", 0.0) + rec.get("seconds_beta", 0.0) + rec.get("seconds_score", 0.0)
             lines.append(f"| {s} | {imp} | {secs:.1f} | {secs / epoch:.2f} | {100 * rec['flops_reduction']:.1f} | "
                          f"{rec['val_top1']:.2f} | {rec['test_top1']:.2f} |")
         a, b = _removed(args.root / f"beta-s{s}"), _removed(args.root / f"taylor-s{s}")

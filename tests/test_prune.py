@@ -19,7 +19,7 @@ from conftest import TINY
                                            ("gbn", {}), ("sfp", {}), ("random", {})])
 def test_each_criterion_meets_the_budget(method, extra, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
-                            **extra, **TINY))
+                            method_options=extra, **TINY))
     assert res.summary["method"] == method and res.summary["iterations"] == 1
     assert 0.18 <= res.summary["flops_reduction"] <= 0.22
     assert res.summary["stopped"] == "target_flops_reduction"
@@ -60,15 +60,14 @@ def test_gbn_tick_scores_while_training_and_folds_its_gates():
     from torch.utils.data import DataLoader, TensorDataset
 
     from transtailor.pruning.gates import fold_gates
-    from transtailor.pruning.importance import train_alpha
+    from transtailor.pruning.importance import train_alpha_with_taylor
 
     torch.manual_seed(0)
     b = create_model("resnet18", num_classes=3, weights="none")
     sites = find_gate_sites(b.model, 32, exclude=("fc",))
     loader = DataLoader(TensorDataset(torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,))), batch_size=8)
     before = {n: p.detach().clone() for n, p in b.model.named_parameters()}
-    taylor = {}
-    gates = train_alpha(b.model, sites, loader, torch.device("cpu"), lr=0.5, l1=1e-3, taylor=taylor)
+    gates, taylor = train_alpha_with_taylor(b.model, sites, loader, torch.device("cpu"), lr=0.5, l1=1e-3)
     assert set(taylor) == {s.module for s in sites}
     assert all(torch.equal(p, before[n]) for n, p in b.model.named_parameters())  # the weights stayed frozen
     assert any((v - 1).abs().max() > 1e-3 for v in gates.values.values())  # the gates trained
@@ -253,7 +252,8 @@ def test_sfp_records_the_channels_it_removed_and_refuses_distill(tiny_folder, tm
     from transtailor.models import load_model
 
     with pytest.raises(ConfigError, match="drop --distill"):
-        PruneConfig(data=str(tiny_folder), method="sfp", distill="previous", **TINY).validate()
+        prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "no"), method="sfp", distill="previous", **TINY))
+    assert not (tmp_path / "no").exists()  # refused before anything was written
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "sfp"), method="sfp", flops_reduction=0.2,
                             **TINY))
     pruning = json.loads((res.run_dir / "iter_001" / "pruning.json").read_text())
@@ -270,14 +270,13 @@ def test_gbn_tick_scores_are_the_taylor_scores_of_its_gates():
     # scores that plain Taylor pruning computes on its own path
     from torch.utils.data import DataLoader, TensorDataset
 
-    from transtailor.pruning.importance import train_alpha
+    from transtailor.pruning.importance import train_alpha_with_taylor
 
     torch.manual_seed(0)
     b = create_model("resnet18", num_classes=3, weights="none")
     sites = find_gate_sites(b.model, 32, exclude=("fc",))
     loader = DataLoader(TensorDataset(torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,))), batch_size=8)
-    tick = {}
-    train_alpha(b.model, sites, loader, torch.device("cpu"), lr=0.0, l1=0.0, taylor=tick)
+    _, tick = train_alpha_with_taylor(b.model, sites, loader, torch.device("cpu"), lr=0.0, l1=0.0)
     plain = taylor_scores(b.model, sites, loader, torch.device("cpu"))
     for k, v in plain.items():
         torch.testing.assert_close(tick[k].cpu(), v, rtol=1e-4, atol=1e-7)

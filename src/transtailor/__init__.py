@@ -8,6 +8,11 @@ The typed public API::
     best = tt.search(tt.SearchConfig(data="path/to/images", out="runs/tt"))   # the TransTailor search
     model = tt.load_model("runs/ft")        # the saved model, without pickled code
     speed = tt.benchmark(tt.BenchmarkConfig(model_path="runs/tt", latency_target="onnxruntime"))
+
+    @tt.register                            # a pruning criterion of your own: prune, search, compare take it
+    class Mine(tt.Criterion):
+        name, summary = "mine", "what it scores"
+        def __call__(self, ctx: tt.ScoreContext) -> tt.Scores: ...
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from .models.serialize import load_bundle
     from .models.timing import Latency, TimingSetup, compare_latency
     from .models.zoo import wrap_module
+    from .pruning.criteria import CRITERIA, Criterion, ScoreContext, Scores, register
 
 #: where each public name lives. ``import transtailor`` loads none of them (nor torch), so the
 #: ``transtailor`` command can answer Ctrl-C, --help and bad flags before torch is imported.
@@ -45,6 +51,7 @@ _WHERE = {
     "load_bundle": ".models.serialize",
     **dict.fromkeys(["Latency", "TimingSetup", "compare_latency"], ".models.timing"),
     "wrap_module": ".models.zoo",
+    **dict.fromkeys(["CRITERIA", "Criterion", "ScoreContext", "Scores", "register"], ".pruning.criteria"),
 }
 
 
@@ -65,6 +72,11 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CRITERIA",
+    "Criterion",
+    "ScoreContext",
+    "Scores",
+    "register",
     "BenchmarkConfig",
     "BenchmarkResult",
     "CommonConfig",

@@ -54,15 +54,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class CommonConfig:
-    """Options shared by every command that trains or evaluates."""
+class DataSource:
+    """Where the images are, how they are split and loaded (what training and evaluation share)."""
 
-    # data
     data: str = option("digits", "an image folder (train/ + test/ [+ val/], or class folders) or a recipe name")
     data_root: str | None = option(None, "folder holding a recipe's official files (caltech256, cub200, ...)")
-    image_size: int | None = option(None, "training crop size in pixels (default: 224 as in the paper, or a "
-                                          "recipe's own, e.g. 96 for digits)")
-    crop_pct: float = option(0.875, "evaluation centre crop as a fraction of the resized image")
     val_fraction: float = option(0.1, "fraction of train held out for validation when there is no val/ split")
     test_fraction: float = option(0.2, "fraction held out for test when the data has no test/ split")
     cache: bool = option(False, "decode and resize every image once into memory (fast on small CPU data)")
@@ -70,10 +66,54 @@ class CommonConfig:
     caltech_split: str = option("random", "caltech256 recipes: seeded random images per class, or the lowest "
                                 "file numbers ('index')", ("random", "index"))
     caltech_clutter: bool = option(False, "caltech256 recipes: keep the 257.clutter class")
-    # model
+    seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
+
+    def validate(self) -> None:
+        _fraction(self, "val_fraction", lo_open=False)
+        _fraction(self, "test_fraction", lo_open=True)
+        if self.workers < -1:
+            raise ConfigError(f"--workers must be -1 (automatic) or >= 0, got {self.workers}")
+
+
+@dataclass
+class DataOptions(DataSource):
+    """The data, and the image size training runs at."""
+
+    image_size: int | None = option(None, "training crop size in pixels (default: 224 as in the paper, or a "
+                                          "recipe's own, e.g. 96 for digits)")
+    crop_pct: float = option(0.875, "evaluation centre crop as a fraction of the resized image")
+
+    def validate(self) -> None:
+        super().validate()
+        _check_size_and_crop(self)
+
+
+@dataclass
+class MachineOptions:
+    """Where the work runs."""
+
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+
+    def validate(self) -> None:
+        _non_negative(self, "threads")
+
+
+@dataclass
+class ModelOptions:
+    """Which network and which starting weights."""
+
     model: str = option("efficientnet_lite0", "torchvision name, timm:NAME, or efficientnet_lite0")
     weights: str = option("default", "'default' (pretrained), 'none' (random init) or a .pth file")
-    # optimisation
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
+class TrainingOptions:
+    """How every training phase optimises, and the transfer regulariser of full fine-tuning."""
+
     batch_size: int = option(32, "images per training step")
     epochs: int = option(4, "training epochs")
     lr_head: float = option(0.05, "learning rate of the new classifier head")
@@ -90,9 +130,18 @@ class CommonConfig:
     epoch_choice: str = option("last", "which epoch of each training phase is kept: the last (no selection on the "
                                "validation images), the best validation top-1 or the lowest validation loss",
                                ("last", "top1", "loss"))
-    seed: int = option(0, "random seed (data splits, initialisation, augmentation order)")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+
+    def validate(self) -> None:
+        _positive(self, "batch_size", "delta_images")
+        _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "reg_beta")
+        if self.reg_alpha is not None:
+            _non_negative(self, "reg_alpha")
+
+
+@dataclass
+class LatencyOptions:
+    """Where and how the latency of saved models is measured."""
+
     latency: bool = option(True, "measure the latency of every saved model on --latency-target (batch 1 and "
                            "--latency-batch) and, for pruned models, the speed-up over the original")
     latency_target: str = option("auto", "where latency is measured: cpu (PyTorch eager, --threads), onnxruntime "
@@ -101,24 +150,22 @@ class CommonConfig:
                                  ("auto", "cpu", "onnxruntime", "cuda"))
     latency_batch: int = option(32, "batch size of the latency measurement (batch 1 is always measured too)")
     latency_rounds: int = option(5, "rounds of the interleaved latency comparison (median of per-round ratios)")
+
+    def validate(self) -> None:
+        _positive(self, "latency_batch", "latency_rounds")
+
+
+@dataclass
+class CommonConfig(LatencyOptions, MachineOptions, TrainingOptions, ModelOptions, DataOptions):  # fields: data first
+    """Options shared by every command that trains: data, model, training, machine, latency, run folder."""
+
     out: str | None = option(None, "run folder to write (default: runs/<command>-<model>-<data>)")
     preset: str | None = option(None, "named settings applied under the config file and flags", tuple(PRESETS))
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values that make no sense."""
-        if self.image_size is not None:
-            _positive(self, "image_size")
-        _positive(self, "batch_size")
-        _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "threads", "reg_beta")
-        if self.reg_alpha is not None:
-            _non_negative(self, "reg_alpha")
-        _positive(self, "delta_images", "latency_batch", "latency_rounds")
-        _fraction(self, "val_fraction", lo_open=False)
-        _fraction(self, "test_fraction", lo_open=True)
-        if not 0.0 < self.crop_pct <= 1.0:
-            raise ConfigError(f"--crop-pct must be in (0, 1], got {self.crop_pct}")
-        if self.workers < -1:
-            raise ConfigError(f"--workers must be -1 (automatic) or >= 0, got {self.workers}")
+        for part in (DataOptions, ModelOptions, TrainingOptions, MachineOptions, LatencyOptions):
+            part.validate(self)
         _check_choices(self)
 
 
@@ -130,14 +177,45 @@ class FinetuneConfig(CommonConfig):
                        ("head", "full"))
 
 
+#: the options each pruning criterion declares (:mod:`transtailor.pruning.criteria`), by criterion name:
+#: a dataclass of :func:`option` fields. A config with a ``method_options`` field takes their fields as
+#: flat options (``--taylor-on weight``, ``taylor_on: weight``) and keeps them in that dict.
+METHOD_OPTIONS: dict[str, type] = {}
+
+
+def register_method_options(owner: str, part: type) -> None:
+    """Declare ``owner``'s options (a dataclass of :func:`option` fields); names are unique across owners."""
+    taken = {name: o for name, (o, _) in method_option_fields().items() if o != owner}
+    for f in dataclasses.fields(part):
+        if f.name in taken:
+            raise ValueError(f"option {f.name!r} of {owner!r} is already declared by {taken[f.name]!r}")
+    METHOD_OPTIONS[owner] = part
+
+
+def method_option_fields() -> dict[str, tuple[str, dataclasses.Field]]:
+    """Every declared method option: name -> (its criterion, its field)."""
+    return {f.name: (owner, f) for owner, part in METHOD_OPTIONS.items() for f in dataclasses.fields(part)}
+
+
+def method_options_of(owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``owner``'s options: the values in ``given`` that are its own, its defaults for the rest."""
+    part = METHOD_OPTIONS.get(owner)
+    if part is None:
+        return {}
+    names = _field_names(part)
+    return dataclasses.asdict(part(**{k: v for k, v in given.items() if k in names}))
+
+
+def _method_options_field() -> Any:
+    return field(default_factory=dict, metadata={"help": "the criteria's own options, by name (each is also a "
+                                                 "flag of its own, e.g. --taylor-on)", "flat": True})
+
+
 @dataclass
-class IterativeConfig(CommonConfig):
-    """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
+class PruningOptions:
+    """How every method that prunes in steps removes filters and fine-tunes after each step."""
 
     ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
-    from_ft: str | None = option(None, "start from this FT model instead of training one (a 'finetune --mode "
-                                 "head' run folder or model file of the same model and classes; --ft-epochs "
-                                 "is then unused)")
     flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
@@ -153,30 +231,20 @@ class IterativeConfig(CommonConfig):
                                   "narrower than it is left alone); default: per --latency-target, see README")
     latency_step: float | None = option(None, "with --cost latency: share of the original model's measured latency "
                                         "removed per iteration (default: --flops-step)")
-    target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
-                                          "(e.g. 1.5)")
     latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
                                        "or ~/.cache/transtailor/latency)")
-    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+    method_options: dict[str, Any] = _method_options_field()
 
     def validate(self) -> None:
-        super().validate()
         if self.round_to is not None and self.round_to < 1:
             raise ConfigError(f"--round-to must be at least 1, got {self.round_to}")
         if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
             raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
-        if self.target_speedup is not None and not self.target_speedup > 1.0:
-            raise ConfigError(f"--target-speedup must be above 1, got {self.target_speedup}")
-        if (self.cost == "latency" or self.target_speedup is not None) and not self.latency:
-            raise ConfigError("--cost latency and --target-speedup measure latency: drop --no-latency")
         for name in ("ft_epochs", "finetune_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         if self.flops_step is not None and not 0.0 < self.flops_step < 1.0:
             raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
-        if self.val_fraction <= 0:
-            raise ConfigError("pruning methods select sub-models on validation: --val-fraction must be > 0 "
-                              "(a val/ folder, when the data has one, is used instead)")
         if self.min_channels < 1:
             raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
         if not 0.0 < self.max_layer_fraction <= 1.0:
@@ -185,30 +253,50 @@ class IterativeConfig(CommonConfig):
             raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
             raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
-        if self.from_ft is not None and not Path(self.from_ft).expanduser().exists():
-            raise ConfigError(f"--from-ft {self.from_ft}: no such model file or run folder")
         if self.distill not in ("none", "previous") and not Path(self.distill).expanduser().exists():
             raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
                               "(or use 'none' or 'previous')")
+        _check_method_options(self.method_options)
+
+
+@dataclass
+class IterativeConfig(PruningOptions, CommonConfig):
+    """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
+
+    from_ft: str | None = option(None, "start from this FT model instead of training one (a 'finetune --mode "
+                                 "head' run folder or model file of the same model and classes; --ft-epochs "
+                                 "is then unused)")
+    target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
+                                          "(e.g. 1.5)")
+    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+
+    def validate(self) -> None:
+        CommonConfig.validate(self)
+        PruningOptions.validate(self)
+        if self.target_speedup is not None and not self.target_speedup > 1.0:
+            raise ConfigError(f"--target-speedup must be above 1, got {self.target_speedup}")
+        if (self.cost == "latency" or self.target_speedup is not None) and not self.latency:
+            raise ConfigError("--cost latency and --target-speedup measure latency: drop --no-latency")
+        if self.val_fraction <= 0:
+            raise ConfigError("pruning methods select sub-models on validation: --val-fraction must be > 0 "
+                              "(a val/ folder, when the data has one, is used instead)")
+        if self.from_ft is not None and not Path(self.from_ft).expanduser().exists():
+            raise ConfigError(f"--from-ft {self.from_ft}: no such model file or run folder")
 
 
 @dataclass
 class SearchConfig(IterativeConfig):
     """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
 
-    importance: str = option("taylor", "filter importance: 'taylor' (|dL/dalpha * alpha| at alpha = 1, i.e. the "
-                             "first-order Taylor score of each filter's output: one pass over the train split) or "
-                             "'beta' (the paper's TransTailor: alpha trained for --alpha-epochs first); level within "
-                             "noise in the measurements, taylor at under half the cost", ("taylor", "beta"))
-    alpha_epochs: int = option(1, "importance beta: epochs of scaling-factor (alpha) training per iteration")
-    alpha_lr: float = option(0.01, "learning rate of the scaling factors")
-    alpha_init: str = option("ones", "initial alpha: 'ones' keeps the network's function; 'random' as the paper",
-                             ("ones", "random"))
-    beta: str = option("per-batch", "how dL/dalpha*alpha is accumulated over the train batches",
-                       ("literal", "per-batch", "squared"))
-    importance_ft: str = option("none", "how beta enters fine-tuning: 'none' (plain fine-tuning, measured best), "
-                                "'preserve' (function kept, beta scales the gradients), 'literal' (Eq. 6), "
-                                "'normalized' (beta / layer mean)", ("none", "preserve", "literal", "normalized"))
+    importance: str = option("taylor", "filter importance, any pruning criterion (transtailor prune --help lists "
+                             "them): 'taylor' (default: the first-order Taylor score of each filter's output, "
+                             "i.e. beta at alpha = 1: one pass over the train split) or 'beta' (the paper's "
+                             "TransTailor: alpha trained for --alpha-epochs first); level within noise in the "
+                             "measurements, taylor at under half the cost")
+    importance_ft: str = option("none", "how the importance enters fine-tuning: 'none' (plain fine-tuning, measured "
+                                "best), 'preserve' (function kept, the importance scales the gradients), 'literal' "
+                                "(Eq. 6), 'normalized' (importance / layer mean)",
+                                ("none", "preserve", "literal", "normalized"))
     tau: float = option(0.3, "stop rule paper: stop when val top-1 falls this many points below the last kept "
                         "sub-model")
     stop_rule: str = option("loss", "when the search stops: 'loss' (val cross-entropy more than --loss-tolerance "
@@ -220,8 +308,7 @@ class SearchConfig(IterativeConfig):
 
     def validate(self) -> None:
         super().validate()
-        _non_negative(self, "alpha_epochs", "alpha_lr", "tau")
-        _non_negative(self, "loss_tolerance")
+        _non_negative(self, "tau", "loss_tolerance")
         if self.flops_step is None:
             raise ConfigError("--flops-step needs a value")
         if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:
@@ -234,21 +321,15 @@ class SearchConfig(IterativeConfig):
 class PruneConfig(IterativeConfig):
     """``transtailor prune``: a pruning baseline to a FLOPs budget, from the same FT model as the search."""
 
-    method: str = option("l1", "filter criterion: l1 (weight norm), taylor (first-order Taylor of the output, "
-                         "TransTailor without alpha; --taylor-on weight scores the weights), gbn (Gate Decorator: gates trained for an epoch, Taylor "
-                         "score of the gates, FLOPs-aware ranking), sfp (soft filter pruning: weakest L2 filters zeroed after every epoch, "
-                         "removed at the end), random", ("l1", "taylor", "gbn", "sfp", "random"))
+    method: str = option("l1", "filter criterion (transtailor prune --help lists them)")
     flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
     flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
                                       "(default: all at once)")
     scope: str | None = option(None, "rank filters across all layers ('global'), or each against its own layer "
-                               "('layer'); default: layer for l1 and sfp, as their papers prune every layer by "
-                               "its own norms, global for the others", ("global", "layer"))
-    flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: on for gbn only)")
-    taylor_on: str = option("output", "taylor: score each filter's output (Molchanov et al. 2017) or its weights, "
-                            "conv filter and BatchNorm scale and shift (Molchanov et al. 2019)", ("output", "weight"))
-    gate_lr: float = option(0.01, "gbn: learning rate of the gates in each tick (one epoch, weights frozen)")
-    gate_l1: float = option(0.0, "gbn: L1 sparsity strength on the gates during the tick")
+                               "('layer'); default: the criterion's own (layer for l1 and sfp, as their papers "
+                               "prune every layer by its own norms, global for the others)", ("global", "layer"))
+    flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: the criterion's own, "
+                                      "on for gbn only)")
 
     def validate(self) -> None:
         super().validate()
@@ -257,37 +338,27 @@ class PruneConfig(IterativeConfig):
         if self.cost == "latency" and self.target_speedup is None:
             raise ConfigError("prune --cost latency spends a latency budget: give it with --target-speedup "
                               "(e.g. 1.3) instead of --flops-reduction")
-        if self.method == "sfp" and self.distill != "none":
-            raise ConfigError("--method sfp prunes while it trains and has no teacher step: drop --distill")
-        if self.method == "sfp" and self.cost == "latency":
-            raise ConfigError("--method sfp selects filters by MACs while it trains: use --cost macs with it")
-
-    def ranking_scope(self) -> str:
-        """``--scope``, or the method's own default (per layer for l1 and sfp)."""
-        return self.scope or ("layer" if self.method in ("l1", "sfp") else "global")
 
 
-COMPARE_METHODS = ("ft", "ft-full", "l2", "l2sp", "delta", "l1", "taylor", "sfp", "gbn", "random", "transtailor")
+#: the rows of ``compare`` that are not pruning criteria: fine-tuning and the transfer regularisers
+FINETUNE_METHODS = ("ft", "ft-full", "l2", "l2sp", "delta")
 
 
 @dataclass
-class CompareConfig(CommonConfig):
-    """``transtailor compare``: methods x seeds (x FLOPs budgets) on one dataset and model, one table."""
+class CompareConfig(PruningOptions, CommonConfig):
+    """``transtailor compare``: methods x seeds (x FLOPs budgets) on one dataset and model, one table.
+
+    The pruning options and every criterion's own options reach the runs that use them; TransTailor's
+    row is the paper's method (importance beta) at each budget, with its accuracy stop off."""
 
     methods: str = option("ft,ft-full,l2sp,delta,l1,taylor,sfp,gbn,random,transtailor",
-                          f"comma-separated methods: {', '.join(COMPARE_METHODS)}")
+                          "comma-separated methods: ft, ft-full, l2, l2sp, delta, transtailor and every pruning "
+                          "criterion (transtailor prune --help lists them)")
     seeds: str = option("0,1,2", "comma-separated seeds")
     budgets: str = option("0.2,0.3", "comma-separated budgets of the pruning methods: FLOPs reductions, or with "
                           "--cost latency measured speed-ups (e.g. 1.3,1.6)")
-    ft_epochs: int | None = option(None, "epochs of the initial FT of the pruning methods (default: --epochs)")
-    flops_step: float = option(0.1, "pruning methods remove this fraction per step, fine-tuning after each")
-    finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
-    cost: str = option("macs", "what the pruning methods' budget is spent in: macs (budgets are FLOPs reductions) "
-                       "or latency (budgets are measured speed-ups on --latency-target)", ("macs", "latency"))
-    round_to: int | None = option(None, "pruned layers keep a multiple of this many channels (default: per "
-                                  "--latency-target)")
-    latency_step: float | None = option(None, "with --cost latency: share of the original latency removed per "
-                                        "step (default: --flops-step)")
+    importance_ft: str = option("none", "transtailor rows: how beta enters fine-tuning (see search --help)",
+                                ("none", "preserve", "literal", "normalized"))
 
     def method_list(self) -> list[str]:
         return [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -299,11 +370,10 @@ class CompareConfig(CommonConfig):
         return [float(x) for x in self.budgets.split(",") if x.strip()]
 
     def validate(self) -> None:
-        super().validate()
-        unknown = [m for m in self.method_list() if m not in COMPARE_METHODS]
-        if unknown or not self.method_list():
-            raise ConfigError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
-                              f"choose from {', '.join(COMPARE_METHODS)}")
+        CommonConfig.validate(self)
+        PruningOptions.validate(self)
+        if not self.method_list():
+            raise ConfigError("--methods: none given")
         try:
             seeds, budgets = self.seed_list(), self.budget_list()
         except ValueError:
@@ -315,14 +385,11 @@ class CompareConfig(CommonConfig):
             if any(not b > 1.0 for b in budgets):
                 raise ConfigError(f"with --cost latency, --budgets are speed-ups above 1 (e.g. 1.3,1.6), got "
                                   f"{self.budgets}")
-            if "sfp" in self.method_list():
-                raise ConfigError("--method sfp selects filters by MACs while it trains: leave it out of "
-                                  "--methods with --cost latency")
             if not self.latency:
                 raise ConfigError("--cost latency measures latency: drop --no-latency")
         elif any(not 0.0 < b < 1.0 for b in budgets):
             raise ConfigError(f"--budgets must be in (0, 1), got {self.budgets}")
-        if not 0.0 < self.flops_step < 1.0:
+        if self.flops_step is None or not 0.0 < self.flops_step < 1.0:
             raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
         if self.val_fraction <= 0:
             raise ConfigError("compare selects sub-models on validation: --val-fraction must be > 0")
@@ -382,31 +449,20 @@ class ReportConfig:
 
 
 @dataclass
-class EvaluateConfig:
-    """``transtailor evaluate``: re-evaluate a saved model on a data set."""
+class EvaluateConfig(MachineOptions, DataSource):
+    """``transtailor evaluate``: re-evaluate a saved model on a data set (the data options as in training,
+    to rebuild the same splits)."""
 
     model_path: str = option("", "a saved model file or a run folder")
-    data: str = option("digits", "an image folder or a recipe name")
-    data_root: str | None = option(None, "folder holding a recipe's official files")
     image_size: int | None = option(None, "evaluation size (default: the size the model was trained at)")
     crop_pct: float | None = option(None, "evaluation centre crop fraction (default: as trained)")
     batch_size: int = option(64, "images per evaluation step")
-    val_fraction: float = option(0.1, "as in training, to rebuild the same validation split")
-    test_fraction: float = option(0.2, "as in training, when the data has no test/ split")
-    seed: int = option(0, "the training seed, to rebuild the same splits")
-    cache: bool = option(False, "decode every image once into memory")
-    workers: int = option(-1, "DataLoader worker processes (-1: automatic)")
-    caltech_split: str = option("random", "as in training, for the caltech256 recipes", ("random", "index"))
-    caltech_clutter: bool = option(False, "as in training, for the caltech256 recipes")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for torch (0: torch's default)")
 
     def validate(self) -> None:
-        if self.image_size is not None:
-            _positive(self, "image_size")
+        DataSource.validate(self)
+        MachineOptions.validate(self)
+        _check_size_and_crop(self)
         _positive(self, "batch_size")
-        _fraction(self, "val_fraction", lo_open=False)
-        _fraction(self, "test_fraction", lo_open=True)
         _check_choices(self)
 
 
@@ -433,13 +489,25 @@ def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
     names = _field_names(cls)
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
+    flat = method_option_fields() if "method_options" in names else {}
+    given: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = str(raw_key).replace("-", "_")
+        if key == "method_options" and key in names:
+            if not isinstance(value, Mapping):
+                raise ConfigError("option 'method_options' must be a mapping of option: value")
+            given.update({str(k).replace("-", "_"): v for k, v in value.items()})
+            continue
+        if key in flat:
+            given[key] = value
+            continue
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            close = difflib.get_close_matches(key, [*names, *flat], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown option {raw_key!r}{hint}")
         kwargs[key] = _coerce(key, value, hints[key])
+    if given:
+        kwargs["method_options"] = {k: _coerce_method_option(k, v) for k, v in given.items()}
     cfg = cls(**kwargs)
     cfg.validate()  # type: ignore[attr-defined]
     return cfg
@@ -464,8 +532,33 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The config as a plain dict (what ``config.yaml`` in a run folder holds)."""
-    return dataclasses.asdict(cfg)
+    """The config as a plain dict (what ``config.yaml`` in a run folder holds); method options flat."""
+    out = dataclasses.asdict(cfg)
+    out.update(out.pop("method_options", None) or {})
+    return out
+
+
+def _coerce_method_option(key: str, value: Any) -> Any:
+    fields = method_option_fields()
+    if key not in fields:
+        known = sorted(fields)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown option {key!r}{hint}")
+    owner, f = fields[key]
+    return _coerce(key, value, get_type_hints(METHOD_OPTIONS[owner])[key])
+
+
+def _check_method_options(values: Mapping[str, Any]) -> None:
+    """Every method option is declared (when any criterion has declared options) and within its choices."""
+    fields = method_option_fields()
+    for key, value in values.items():
+        if fields and key not in fields:
+            _coerce_method_option(key, value)  # raises, naming the closest
+        if key in fields:
+            choices = fields[key][1].metadata.get("choices")
+            if choices and value not in choices:
+                raise ConfigError(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _field_names(cls: type) -> list[str]:
@@ -514,6 +607,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"option {key!r} expects {base.__name__}, got {value!r}") from None
     return value
+
+
+def _check_size_and_crop(cfg: Any) -> None:
+    if cfg.image_size is not None:
+        _positive(cfg, "image_size")
+    if cfg.crop_pct is not None and not 0.0 < cfg.crop_pct <= 1.0:
+        raise ConfigError(f"--crop-pct must be in (0, 1], got {cfg.crop_pct}")
 
 
 def _positive(cfg: Any, *names: str) -> None:

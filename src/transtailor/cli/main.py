@@ -30,8 +30,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+def _registry_choices() -> dict[str, list[str]]:
+    """Options whose choices are the registered criteria."""
+    from ..pruning.criteria import criterion_names
+
+    return {"method": criterion_names(), "importance": criterion_names(soft=False)}
+
+
+def _criteria_epilog() -> str:
+    from ..pruning.criteria import CRITERIA
+
+    return "criteria:\n" + "\n".join(f"  {name:8s} {c.summary}" for name, c in CRITERIA.items())
+
+
+def _config_fields(cls: type) -> list[dataclasses.Field]:
+    """The config's fields, with the criteria's own options in place of its ``method_options`` dict."""
+    out = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get("flat"):
+            from ..config import method_option_fields
+            from ..pruning import criteria  # noqa: F401  (registers every criterion's options)
+
+            out.extend(field for _, field in method_option_fields().values())
+        else:
+            out.append(f)
+    return out
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    registry = _registry_choices() if any(f.name in ("method", "importance") for f in dataclasses.fields(cls)) else {}
+    for f in _config_fields(cls):
         help_text = f.metadata.get("help", "")
         if f.default is not None and f.default != "":
             help_text += f" (default: {f.default})"
@@ -44,7 +72,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
                                 default=argparse.SUPPRESS, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help_text,
-                                choices=f.metadata.get("choices"), metavar=f.name.upper())
+                                choices=registry.get(f.name, f.metadata.get("choices")), metavar=f.name.upper())
     parser.add_argument("--config", dest="_config", default=None, metavar="YAML",
                         help="read options from a YAML file; command-line flags win")
 
@@ -134,7 +162,7 @@ def _cmd_models(args: dict[str, Any], config_file: str | None) -> int:
 COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], int], str]] = {
     "search": (SearchConfig, _cmd_search, "the TransTailor search: prune and fine-tune, keep the best sub-model"),
     "finetune": (FinetuneConfig, _cmd_finetune, "FT (--mode head) or FT-Full (--mode full)"),
-    "prune": (PruneConfig, _cmd_prune, "a pruning baseline (l1, taylor, sfp, gbn, random) to a FLOPs budget"),
+    "prune": (PruneConfig, _cmd_prune, "prune with one criterion (listed below) to a FLOPs or speed-up budget"),
     "compare": (CompareConfig, _cmd_compare, "methods x seeds (x FLOPs budgets) on one data set: a table and a plot"),
     "evaluate": (EvaluateConfig, _cmd_evaluate, "re-evaluate a saved model or run folder on a data set"),
     "export": (ExportConfig, _cmd_export, "write a TorchScript or ONNX file of a saved model or run"),
@@ -151,20 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=_Parser)
     for name, (cls, _, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        lists_criteria = name in ("prune", "search", "compare")
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=_criteria_epilog() if lists_criteria else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if cls is not None:
             _add_config_flags(p, cls)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command = "command"
+    args = list(sys.argv[1:] if argv is None else argv)
+    # named before the parser is built: building it loads the criteria registry (and torch)
+    command = next((a for a in args if a in COMMANDS), "command")
     from ..interrupts import install
 
     install()  # a Ctrl-C that some library swallows is raised again at the next step
     try:
         parser = build_parser()
-        ns = vars(parser.parse_args(argv))
+        ns = vars(parser.parse_args(args))
         command = ns.pop("_command")
         if command is None:
             parser.print_help()

@@ -28,21 +28,47 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..config import (CommonConfig, CompareConfig, FinetuneConfig, PruneConfig, SearchConfig, to_dict,
-                      with_legacy_defaults)
+from ..config import (FINETUNE_METHODS, CommonConfig, CompareConfig, FinetuneConfig, PruneConfig,
+                      PruningOptions, SearchConfig, method_options_of, to_dict, with_legacy_defaults)
 from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
 from ..runs import read_json, write_json
 from .finetune import finetune
 from .iterative import RESUME_OVERRIDES, iterations_seconds
+from ..pruning.criteria import CRITERIA
 from .prune import prune
 from .transtailor import search
 
 log = logging.getLogger("transtailor")
 
-PRUNING = ("l1", "taylor", "sfp", "gbn", "random")
 REGULARIZED = ("l2", "l2sp", "delta")
+#: TransTailor's row: the search with the paper's importance, at each budget
+TRANSTAILOR = "transtailor"
+
+
+def method_names() -> list[str]:
+    """What ``--methods`` accepts: fine-tuning, the regularisers, every registered criterion, TransTailor."""
+    return [*FINETUNE_METHODS, *CRITERIA, TRANSTAILOR]
+
+
+def is_pruning(method: str) -> bool:
+    """A row that prunes (at each budget, from its seed's FT run)."""
+    return method in CRITERIA or method == TRANSTAILOR
+
+
+def check_methods(cfg: CompareConfig) -> None:
+    unknown = [m for m in cfg.method_list() if m not in method_names()]
+    if unknown:
+        raise ConfigError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(method_names())}")
+    if cfg.cost == "latency":
+        soft = [m for m in cfg.method_list() if m in CRITERIA and CRITERIA[m].soft]
+        if soft:
+            raise ConfigError(f"--method {soft[0]} selects filters by MACs while it trains: leave it out of "
+                              "--methods with --cost latency")
+    for m in cfg.method_list():
+        if m in CRITERIA:
+            method_options_of(m, cfg.method_options)  # each criterion's own checks, before any run
 
 
 @dataclasses.dataclass
@@ -63,7 +89,7 @@ def plan_runs(cfg: CompareConfig) -> list[tuple[str, float | None, int]]:
     """(method, budget or None, seed) for every row of the table, in order."""
     out = []
     for method in cfg.method_list():
-        budgets = cfg.budget_list() if method in PRUNING or method == "transtailor" else [None]
+        budgets: list[float | None] = list(cfg.budget_list()) if is_pruning(method) else [None]
         for budget in budgets:
             for seed in cfg.seed_list():
                 out.append((method, budget, seed))
@@ -94,27 +120,35 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
         return FinetuneConfig(**{**common, "regularizer": "none"}, mode="head")
     if method in ("ft-full",) + REGULARIZED:
         return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
-    assert budget is not None
-    iterative = dict(ft_epochs=cfg.ft_epochs, finetune_epochs=cfg.finetune_epochs, round_to=cfg.round_to,
+    assert budget is not None and cfg.flops_step is not None
+    # every pruning option, and the row's criterion's own options, reach the run
+    iterative: dict[str, Any] = {k: v for k, v in to_dict(cfg).items()
+                                 if k in {f.name for f in dataclasses.fields(PruningOptions)}}
+    importance = method if method in CRITERIA else "beta"
+    iterative.update(method_options=method_options_of(importance, cfg.method_options),
                      from_ft=None if start is None else str(start))
+    search_options = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft)
     if cfg.cost == "latency":
         step = cfg.latency_step or cfg.flops_step
-        iterative.update(cost="latency", latency_step=step, target_speedup=budget)
-        if method in PRUNING:
+        iterative.update(latency_step=step, target_speedup=budget)
+        if method in CRITERIA:
             return PruneConfig(**common, **iterative, method=method)
         share = 1.0 - 1.0 / budget
-        return SearchConfig(**common, **iterative, stop_rule="none", importance="beta",
-                            max_iterations=math.ceil(share / step - 1e-9) + 2)
+        return SearchConfig(**common, **iterative, **search_options, max_iterations=math.ceil(share / step - 1e-9) + 2)
     iterative["flops_step"] = step = min(cfg.flops_step, budget)
-    if method in PRUNING:
+    if method in CRITERIA:
         return PruneConfig(**common, **iterative, method=method, flops_reduction=budget)
-    return SearchConfig(**common, **iterative, target_flops_reduction=budget, stop_rule="none", importance="beta",
+    return SearchConfig(**common, **iterative, **search_options, target_flops_reduction=budget,
                         max_iterations=max(1, math.ceil(budget / step - 1e-9)))
 
 
 def compare(cfg: CompareConfig) -> CompareResult:
     """Make every run that is not finished yet, then write the table, the JSON and the plot."""
     cfg.validate()
+    check_methods(cfg)
+    # every criterion's options with their defaults, so that the folder's settings record them all
+    cfg = dataclasses.replace(cfg, method_options={k: v for name in CRITERIA
+                                                   for k, v in method_options_of(name, cfg.method_options).items()})
     root = Path(cfg.out) if cfg.out else Path("runs") / f"compare-{cfg.model.replace(':', '_')}-{Path(cfg.data).name}"
     _check_same_setting(root, cfg)
     write_json(root / "compare_config.json", to_dict(cfg))
@@ -122,7 +156,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
     for method, budget, seed in plan_runs(cfg):
         run_budget, iteration = source_of(cfg, method, budget)
         out = root / f"{run_label(method, run_budget)}-s{seed}"
-        start = _start_run(cfg, root, seed) if method in PRUNING or method == "transtailor" else None
+        start = _start_run(cfg, root, seed) if is_pruning(method) else None
         _ensure_run(run_config(cfg, method, run_budget, seed, out, start),
                     f"{run_label(method, run_budget)}, seed {seed}")
         rows.append(_row(method, budget, seed, out, iteration))

@@ -35,6 +35,7 @@ from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..models.timing import TimingSetup
 from ..pruning import GateSite, PruneRecord, find_gate_sites
+from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
@@ -45,6 +46,7 @@ from .budget import Budget, reached_speedup
 from .common import (Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup,
                      write_predictions)
 from .finetune import finetune_phase
+from .soft import soft_prune_phase
 from .stopping import StopRule
 
 log = logging.getLogger("transtailor")
@@ -54,34 +56,19 @@ ITERATIONS_FILE = "iterations.json"
 
 
 @dataclass
-class Scored:
-    """A method's filter scores for one iteration, what to keep of them, and the seconds it took per phase."""
-
-    scores: dict[str, torch.Tensor]
-    saved: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    #: attached during fine-tuning (TransTailor's β); None for plain fine-tuning
-    importance: dict[str, torch.Tensor] | None = None
-
-
-Scorer = Callable[["Setup", int, list[GateSite]], Scored]
-
-
-@dataclass
 class Plan:
     """What a method plugs into the loop."""
 
     method: str
-    scorer: Scorer
+    criterion: Criterion
     step: float
-    importance_ft: str = "none"
+    scope: str = "global"  # rank across layers, or each site's scores divided by their mean ("layer")
+    importance_ft: str = "none"  # how the scores enter fine-tuning (the search's --importance-ft)
     stop: StopRule | None = None  # None: no accuracy stop (the pruning baselines)
     target: float | None = None
     max_iterations: int = 10
     flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
     target_speedup: float | None = None  # stop once the measured speed-up at the latency batch reaches it
-    #: a method that prunes while it trains: (setup, iteration, sites, target MACs, epochs) -> (record, info)
-    trainer: Callable[..., tuple[PruneRecord, dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -142,9 +129,11 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
                           "first (it is cached), or use --cost macs under torchrun")
+    cfg.validate()
+    plan = make_plan(cfg)  # refuses what the criterion cannot do before anything is written
+    cfg = dataclasses.replace(cfg, method_options=options_dict(plan.criterion))  # recorded with its defaults
     s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring)
     cfg = s.cfg  # with the resolved image size
-    plan = make_plan(cfg)
     run = s.run
     timing = timing_setup(cfg, s.device) if cfg.latency else None
     ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
@@ -245,25 +234,23 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
     t = time.perf_counter()
     budget = loop.budget.for_step(model, sites, loop.original, iterations)
     seconds_budget = time.perf_counter() - t
-    if plan.trainer is not None:  # the method prunes while it trains (SFP)
+    if plan.criterion.soft:  # the criterion prunes while it trains (SFP)
         t = time.perf_counter()
-        record, fitted = plan.trainer(s, it, sites, int(budget.target), ift_epochs)
+        record, fitted = soft_prune_phase(s, plan, it, sites, int(budget.target), ift_epochs)
         reuse_val = False  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
-        scored = Scored(scores={})
+        scored = Scores(scores={})
     else:
-        scored = plan.scorer(s, it, sites)
+        scored = _score(s, plan, it, sites)
         times = dict(scored.seconds)
         t = time.perf_counter()
-        importance = scored.importance if scored.importance is not None else scored.scores
-        record, kept = prune_to_budget(model, sites, importance, budget.cost, budget.target, cfg.image_size,
+        record, kept = prune_to_budget(model, sites, scored.scores, budget.cost, budget.target, cfg.image_size,
                                        s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
                                        max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
                                        knapsack=budget.knapsack)
         times["seconds_prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
-        attached = attach_importance(model, sites, kept,
-                                     plan.importance_ft if scored.importance is not None else "none")
+        attached = attach_importance(model, sites, kept, plan.importance_ft)
         try:
             fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
                                     criterion=_distiller(s, teacher))
@@ -285,6 +272,17 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
                "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
                         "target": budget.target}, "round_to": loop.budget.round_to}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
+
+
+def _score(s: Setup, plan: Plan, it: int, sites: list[GateSite]) -> Scores:
+    """The criterion's scores of this iteration (per layer with ``--scope layer``), timed."""
+    ctx = ScoreContext(s.bundle.model, sites, s.data.train_loader, s.device, seed=s.cfg.seed * 1000 + it,
+                       log=lambda rec: s.run.log_metrics({"iteration": it, **rec}))
+    t = time.perf_counter()
+    scored = plan.criterion(ctx)
+    seconds = scored.seconds or {"seconds_score": time.perf_counter() - t}
+    scores = per_layer(scored.scores) if plan.scope == "layer" else scored.scores
+    return Scores(scores, scored.saved, seconds)
 
 
 def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:

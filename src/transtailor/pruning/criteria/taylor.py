@@ -1,39 +1,27 @@
-"""Filter-importance criteria of the pruning baselines, in the same per-site form as β.
+"""``taylor``: first-order Taylor importance (Molchanov et al. 2017, 2019).
 
-Each returns one score per output channel of every gate site (``scores[site.module]``), which
-:func:`~.pruner.prune_to_macs` ranks globally (coupled channels summed).
-
-- ``l1``: the L1 norm of each filter's weights (Li et al. 2016).
-- ``taylor``: first-order Taylor importance of each filter's output, Σ_batches |∂L/∂g · g| at g = 1
-  (Molchanov et al. 2017, 2019): TransTailor's β without training α. ``on='weight'`` scores the
-  filter's parameters instead (Molchanov et al. 2019, Eq. 4): Σ_batches (Σ_{w ∈ filter} ∂L/∂w · w)²
-  over the conv's filter and, where one follows, its BatchNorm scale and shift.
-- ``random``: uniform random scores, the floor every criterion must clear.
-
-``scope='layer'`` (the default of ``l1`` and ``sfp``) divides each site's scores by their mean, so
-that the global ranking removes about the same fraction of every layer.
+- ``--taylor-on output`` (default): of each filter's output, Σ_batches |∂L/∂g · g| at g = 1, which is
+  TransTailor's β without training α.
+- ``--taylor-on weight``: of the filter's parameters (Molchanov et al. 2019, Eq. 4):
+  Σ_batches (Σ_{w ∈ filter} ∂L/∂w · w)² over the conv's filter and, where one follows, its BatchNorm
+  scale and shift.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..distributed import broadcast_tensors
-from .gates import Gates, GateSite, site_channels
-from .importance import batch_gradients, compute_beta
+from ...config import option
+from ...distributed import broadcast_tensors
+from ..gates import Gates, GateSite
+from ..importance import batch_gradients, compute_beta
+from .base import Criterion, ScoreContext, Scores, register
 
-CRITERIA = ("l1", "taylor", "random")
 TAYLOR_ON = ("output", "weight")
-
-
-def l1_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor]:
-    out = {}
-    for s in sites:
-        w = model.get_submodule(s.conv).weight.detach()
-        out[s.module] = w.abs().flatten(1).sum(1).float().cpu()
-    return out
 
 
 def taylor_scores(model: nn.Module, sites: list[GateSite], loader: DataLoader,
@@ -62,15 +50,24 @@ def taylor_weight_scores(model: nn.Module, sites: list[GateSite], loader: DataLo
     for grads in batch_gradients(model, flat, loader, device, "taylor"):
         terms = {p: (g * p.detach().float()).reshape(p.shape[0], -1).sum(1) for p, g in zip(flat, grads)}
         for k, ps in params.items():
-            scores[k] += sum(terms[p] for p in ps).pow(2)
+            scores[k] += sum((terms[p] for p in ps), torch.zeros_like(scores[k])).pow(2)
     broadcast_tensors(scores)
     return {k: v.cpu() for k, v in scores.items()}
 
 
-def random_scores(model: nn.Module, sites: list[GateSite], seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {s.module: torch.rand(site_channels(model, s), generator=gen) for s in sites}
+@dataclass
+class TaylorOptions:
+    taylor_on: str = option("output", "taylor: score each filter's output (Molchanov et al. 2017) or its weights, "
+                            "conv filter and BatchNorm scale and shift (Molchanov et al. 2019)", TAYLOR_ON)
 
 
-def per_layer(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v / v.mean().clamp_min(1e-12) for k, v in scores.items()}
+@register
+class Taylor(Criterion):
+    name = "taylor"
+    summary = "first-order Taylor score of each filter's output (TransTailor without alpha), or its weights"
+    Options = TaylorOptions
+    needs_data = True
+
+    def __call__(self, ctx: ScoreContext) -> Scores:
+        assert isinstance(self.options, TaylorOptions)
+        return Scores(taylor_scores(ctx.model, ctx.sites, ctx.loader, ctx.device, self.options.taylor_on))

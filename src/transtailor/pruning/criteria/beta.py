@@ -1,0 +1,51 @@
+"""``beta``: TransTailor's target-aware importance (the paper's, Eq. 3 and 5).
+
+The scaling factors α (one per filter) train for ``--alpha-epochs`` with every weight frozen; then
+β = |∂L/∂α · α| is accumulated over the train split as ``--beta`` says
+(:mod:`transtailor.pruning.importance`). With ``--alpha-epochs 0`` and α = 1 it is the ``taylor``
+criterion.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ...config import option
+from ...errors import ConfigError
+from ..importance import BETA_MODES, compute_beta, train_alpha
+from .base import Criterion, ScoreContext, Scores, register
+
+
+@dataclass
+class BetaOptions:
+    alpha_epochs: int = option(1, "beta: epochs of scaling-factor (alpha) training per iteration")
+    alpha_lr: float = option(0.01, "beta: learning rate of the scaling factors")
+    alpha_init: str = option("ones", "beta: initial alpha: 'ones' keeps the network's function; 'random' as the "
+                             "paper", ("ones", "random"))
+    beta: str = option("per-batch", "beta: how dL/dalpha*alpha is accumulated over the train batches", BETA_MODES)
+
+    def __post_init__(self) -> None:
+        if self.alpha_epochs < 0 or self.alpha_lr < 0:
+            raise ConfigError(f"--alpha-epochs and --alpha-lr must not be negative, got {self.alpha_epochs}, "
+                              f"{self.alpha_lr}")
+
+
+@register
+class Beta(Criterion):
+    name = "beta"
+    summary = "TransTailor's beta (the paper's): alpha trained with the weights frozen, then |dL/dalpha * alpha|"
+    Options = BetaOptions
+    needs_data = True
+
+    def __call__(self, ctx: ScoreContext) -> Scores:
+        opts = self.options
+        assert isinstance(opts, BetaOptions)
+        t = time.perf_counter()
+        alpha = train_alpha(ctx.model, ctx.sites, ctx.loader, ctx.device, epochs=opts.alpha_epochs,
+                            lr=opts.alpha_lr, init=opts.alpha_init, seed=ctx.seed, on_epoch=ctx.log)
+        seconds = {"seconds_alpha": time.perf_counter() - t}
+        t = time.perf_counter()
+        beta = compute_beta(ctx.model, alpha, ctx.loader, ctx.device, opts.beta)
+        seconds["seconds_beta"] = time.perf_counter() - t
+        return Scores(beta, saved={"alpha": alpha.detached_values()}, seconds=seconds)
