@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, from_dict, with_legacy_defaults
+from ..config import IterativeConfig, from_dict, method_option_fields, with_legacy_defaults
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
 from ..errors import ConfigError, RunFileError
@@ -341,6 +341,9 @@ def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
     if not run.file("config.yaml").is_file():
         raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
     saved = with_legacy_defaults({k: v for k, v in run.read_config().items() if k != "command"}, cls)
+    # runs written before the criteria registry stored every criterion's options: keep the run's own
+    owner, fields = saved.get("method", saved.get("importance")), method_option_fields()
+    saved = {k: v for k, v in saved.items() if k not in fields or fields[k][0] == owner}
     saved.update(out=str(run.path), resume=str(run.path))
     try:
         theirs = from_dict(cls, saved)
