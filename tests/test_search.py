@@ -242,3 +242,16 @@ def test_a_failed_fine_tuning_leaves_no_gradient_hook_behind(tiny_folder, tmp_pa
         search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), importance_ft="preserve",
                             max_iterations=1, **TINY))
     assert len(_global_optimizer_pre_hooks) == before
+
+
+def test_each_time_field_has_one_meaning(tiny_folder, tmp_path):
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "s"), max_iterations=1, stop_rule="none",
+                              **TINY))
+    its, summary = res.iterations, res.summary
+    assert all(r["seconds_total"] > 0 for r in its)  # every iteration, the FT one too
+    assert its[0]["seconds_total"] == its[0]["seconds_finetune"]
+    phases = ("seconds_score", "seconds_alpha", "seconds_beta", "seconds_prune", "seconds_finetune", "seconds_eval")
+    assert its[1]["seconds_total"] == pytest.approx(sum(its[1].get(k, 0.0) for k in phases))
+    # the method's own time over its iterations; the process's wall time also loads the data
+    assert summary["method_seconds"] == pytest.approx(sum(r["seconds_total"] for r in its))
+    assert summary["wall_seconds"] > summary["method_seconds"]

@@ -45,7 +45,7 @@ def _criteria_epilog() -> str:
 
 def _config_fields(cls: type) -> list[dataclasses.Field]:
     """The config's fields, with the criteria's own options in place of its ``method_options`` dict."""
-    out = []
+    out: list[dataclasses.Field] = []
     for f in dataclasses.fields(cls):
         if f.metadata.get("flat"):
             from ..config import method_option_fields

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Union
+
 from typing import Callable
 
 import torch
@@ -11,7 +13,7 @@ from .images import LabeledImages
 from .sampling import seeded
 
 #: an index, or (index, augmentation seed) from :class:`~.sampling.TrainSampler`
-Key = "int | tuple[int, int]"
+Key = Union[int, tuple[int, int]]
 
 
 class ImageDataset(Dataset):

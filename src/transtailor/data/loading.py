@@ -8,6 +8,8 @@ reported.
 
 from __future__ import annotations
 
+from typing import Any, Sized, cast
+
 import logging
 import os
 from dataclasses import dataclass, field
@@ -133,10 +135,10 @@ def build_data(
         raise ConfigError(f"--batch-size {batch_size} is the global batch: it must divide evenly over the "
                           f"{world} processes")
     train_ds = datasets["train"]
-    common = dict(num_workers=n_workers, pin_memory=pin, persistent_workers=n_workers > 0)
+    common: dict[str, Any] = dict(num_workers=n_workers, pin_memory=pin, persistent_workers=n_workers > 0)
     # one step's global batch is the same images whatever the number of processes (see .sampling)
     train_loader = DataLoader(train_ds, batch_size=batch_size // world, sampler=TrainSampler(train_ds, seed),
-                              drop_last=len(train_ds) > batch_size, **common)
+                              drop_last=len(cast(Sized, train_ds)) > batch_size, **common)
     eval_bs = eval_batch_size or batch_size * 2
 
     def eval_loader(ds: Dataset) -> DataLoader:
@@ -147,7 +149,7 @@ def build_data(
         train_loader=train_loader,
         val_loader=eval_loader(datasets["val"]) if "val" in datasets else None,
         test_loader=eval_loader(datasets["test"]),
-        counts={k: len(v) for k, v in datasets.items()},
+        counts={k: len(cast(Sized, v)) for k, v in datasets.items()},
         skipped=skipped,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -187,9 +187,9 @@ def _download_root(opt: RecipeOptions) -> Path:
     return Path(opt.data_root) if opt.data_root else Path.home() / ".cache" / "transtailor" / "datasets"
 
 
-def _torchvision(name: str, make: Callable[[Path, str], object], splits: dict[str, str],
-                 files: Callable[[object], list[str]], labels: Callable[[object], list[int]],
-                 classes: Callable[[object], list[str]]) -> Callable[[RecipeOptions], Splits]:
+def _torchvision(name: str, make: Callable[[Path, str], Any], splits: dict[str, str],
+                 files: Callable[[Any], list[str]], labels: Callable[[Any], list[int]],
+                 classes: Callable[[Any], list[str]]) -> Callable[[RecipeOptions], Splits]:
     def build(opt: RecipeOptions) -> Splits:
         root = _download_root(opt)
         out: Splits = {}

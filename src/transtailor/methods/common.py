@@ -12,7 +12,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn as nn
@@ -36,18 +36,24 @@ from ..training.predictions import Evaluated
 log = logging.getLogger("transtailor")
 
 
+C = TypeVar("C", bound=CommonConfig, covariant=True)  # a Setup[SearchConfig] is a Setup[IterativeConfig]
+T = TypeVar("T", bound=CommonConfig)
+
+
 @dataclass
-class Setup:
-    cfg: CommonConfig
+class Setup(Generic[C]):
+    cfg: C
     device: torch.device
     bundle: ModelBundle
     data: DataBundle
     run: RunDir
     started: float
+    #: the image size the run trains at (``cfg.image_size``, or the data's default when not given)
+    image_size: int
 
 
-def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, overwrite: bool = False,
-            restoring: bool = False) -> Setup:
+def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: bool = False,
+            restoring: bool = False) -> Setup[T]:
     """Seed, pick the device, build the model with a target head and the data, then open the run folder.
 
     The pretrained weights are only read when they are used: with ``--from-ft`` the FT model replaces
@@ -56,8 +62,8 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
     """
     started = time.perf_counter()
     cfg.validate()
-    if cfg.image_size is None:
-        cfg = dataclasses.replace(cfg, image_size=default_image_size(cfg.data))
+    image_size = cfg.image_size if cfg.image_size is not None else default_image_size(cfg.data)
+    cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
     if cfg.out and not overwrite and out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
@@ -73,7 +79,7 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         bundle = create_model(cfg.model, None, "none" if restoring or from_ft else cfg.weights)
         bundle.meta["weights"] = cfg.weights
     data = build_data(
-        cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
+        cfg.data, image_size=image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
         batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
         cache=cfg.cache, workers=cfg.workers, data_root=cfg.data_root, device=device,
         caltech_split=cfg.caltech_split, caltech_clutter=cfg.caltech_clutter,
@@ -86,14 +92,14 @@ def prepare(cfg: CommonConfig, command: str, model: nn.Module | None = None, *, 
         bundle.model.to(memory_format=torch.channels_last)
     if from_ft:
         load_ft_model(bundle, data.classes, from_ft, cfg.model)
-    _check_input_size(bundle.model, cfg.image_size, cfg.model, device)
+    _check_input_size(bundle.model, image_size, cfg.model, device)
     barrier()  # every rank has checked --out before rank 0 creates it
     run = RunDir(out).create()
     run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     _warn_small_validation(data)
-    return Setup(cfg, device, bundle, data, run, started)
+    return Setup(cfg, device, bundle, data, run, started, image_size)
 
 
 #: fewer validation images per class than this and one image moves top-1 by several points
@@ -254,12 +260,12 @@ def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any
     """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
     summary = {
         **summary,
-        **measure(model, s.cfg.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
+        **measure(model, s.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
                   rounds=s.cfg.latency_rounds),
         **run_facts(s),
         "wall_seconds": time.perf_counter() - s.started,
     }
-    meta = {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct,
+    meta = {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct,
             "macs": summary["macs"], "params": summary["params"]}
     save_model(s.run.file(MODEL_FILE), s.bundle, meta)
     s.run.write_summary(summary)

@@ -105,9 +105,10 @@ def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[fl
     """
     if budget is None or cfg.cost == "latency":  # a measured speed-up is no whole number of steps
         return budget, None
-    largest = max(cfg.budget_list())
-    k = round(budget / cfg.flops_step)
-    if budget < largest and k >= 1 and abs(k * cfg.flops_step - budget) < 1e-6 and cfg.flops_step < largest:
+    largest, step = max(cfg.budget_list()), cfg.flops_step
+    assert step is not None  # validated
+    k = round(budget / step)
+    if budget < largest and k >= 1 and abs(k * step - budget) < 1e-6 and step < largest:
         return largest, k
     return budget, None
 
@@ -127,7 +128,7 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
     importance = method if method in CRITERIA else "beta"
     iterative.update(method_options=method_options_of(importance, cfg.method_options),
                      from_ft=None if start is None else str(start))
-    search_options = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft)
+    search_options: dict[str, Any] = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft)
     if cfg.cost == "latency":
         step = cfg.latency_step or cfg.flops_step
         iterative.update(latency_step=step, target_speedup=budget)
@@ -204,6 +205,7 @@ def _start_run(cfg: CompareConfig, root: Path, seed: int) -> Path:
 
 def _ensure_run(run_cfg: CommonConfig, label: str) -> None:
     """Make the run unless its ``summary.json`` says it is finished (resuming a cut-off pruning run)."""
+    assert run_cfg.out is not None
     out = Path(run_cfg.out)
     if (out / "summary.json").is_file():
         return
@@ -214,12 +216,16 @@ def _ensure_run(run_cfg: CommonConfig, label: str) -> None:
         barrier()
         finetune(run_cfg)
         return
+    assert isinstance(run_cfg, (SearchConfig, PruneConfig))
     if (out / "state.json").is_file():
         run_cfg = dataclasses.replace(run_cfg, resume=str(out))
     elif out.exists() and is_main():
         shutil.rmtree(out)  # cut off before its first iteration was written
     barrier()
-    (search if isinstance(run_cfg, SearchConfig) else prune)(run_cfg)
+    if isinstance(run_cfg, SearchConfig):
+        search(run_cfg)
+    else:
+        prune(run_cfg)
 
 
 def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int | None) -> dict[str, Any]:

@@ -77,9 +77,9 @@ def regularizer_for(s: Setup) -> Regularizer | None:
     cfg, model = s.cfg, s.bundle.model
     if cfg.regularizer != "delta":
         return make_regularizer(cfg.regularizer, model, s.bundle.head, alpha=cfg.reg_alpha, beta=cfg.reg_beta)
-    sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
+    sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
     normed = [site.module for site in sites if site.kind != "conv"]  # not squeeze-excite's 1x1 maps
-    layers = stage_outputs(model, normed or [site.module for site in sites], cfg.image_size)
+    layers = stage_outputs(model, normed or [site.module for site in sites], s.image_size)
     attention = channel_attention(model, layers, s.data.train_loader, s.device, cfg.delta_images)
     log.info("delta: channel attention over %d layers (%d channels) from %d images", len(layers),
              sum(len(a) for a in attention.values()), cfg.delta_images)

@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.nn as nn
@@ -38,7 +38,7 @@ from ..pruning import GateSite, PruneRecord, find_gate_sites
 from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
-from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
+from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, record_seconds, write_json
 from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
@@ -50,6 +50,8 @@ from .soft import soft_prune_phase
 from .stopping import StopRule
 
 log = logging.getLogger("transtailor")
+
+I = TypeVar("I", bound=IterativeConfig)
 
 STATE_FILE = "state.json"
 ITERATIONS_FILE = "iterations.json"
@@ -87,14 +89,14 @@ def iteration_dir(run: RunDir, it: int) -> Path:
     return run.path / f"iter_{it:03d}"
 
 
-def _seed_iteration(s: Setup, it: int) -> None:
+def _seed_iteration(s: Setup[IterativeConfig], it: int) -> None:
     seed = s.cfg.seed * 1000 + it
     seed_everything(seed)
     reseed_loader(s.data.train_loader, seed)
 
 
-def _meta(s: Setup, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"classes": s.data.classes, "image_size": s.cfg.image_size, "crop_pct": s.cfg.crop_pct, **extra}
+def _meta(s: Setup[IterativeConfig], extra: dict[str, Any]) -> dict[str, Any]:
+    return {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct, **extra}
 
 
 @dataclass
@@ -107,25 +109,24 @@ class _Loop:
     original: nn.Module | None  # the FT model: the reference of every measured speed-up
 
 
-def _evaluate_and_measure(s: Setup, macs0: int | None, fitted: FitResult | None = None,
+def _evaluate_and_measure(s: Setup[IterativeConfig], macs0: int | None, fitted: FitResult | None = None,
                           timing: TimingSetup | None = None, original: nn.Module | None = None,
                           reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
     """Val and test top-1 (``fitted``'s kept epoch with ``reuse_val``), MACs, params, latency and,
     against ``original``, the measured speed-up; and the predictions behind the scores."""
     rec, evaluated = final_scores(s, s.bundle.model, fitted, reuse_val=reuse_val)
-    cost = measure(s.bundle.model, s.cfg.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
+    cost = measure(s.bundle.model, s.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
     rec.update(cost)
     rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
     return rec, evaluated
 
 
-def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[IterativeConfig], Plan],
-                  model: nn.Module | None = None) -> SearchResult:
+def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
     restoring = False
     if cfg.resume:
-        cfg = _resume_config(type(cfg), cfg)
         restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else killed during FT: it starts over
+        cfg = _resume_config(type(cfg), cfg)
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
                           "first (it is cached), or use --cost macs under torchrun")
@@ -149,7 +150,8 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         t0 = time.perf_counter()
         # with --from-ft, prepare() has loaded the FT model
         fitted = None if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
-        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": time.perf_counter() - t0,
+        seconds = time.perf_counter() - t0
+        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": seconds, "seconds_total": seconds,
                **(fitted.record() if fitted is not None else {"from_ft": str(cfg.from_ft)})}
         scores, evaluated = _evaluate_and_measure(s, None, fitted, timing)
         rec.update(scores)
@@ -208,7 +210,9 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
         "macs_original": macs0,
         **{k: v for k, v in best_rec.items() if k not in ("iteration", "phase", "best")},
         **run_facts(s),
-        "wall_seconds": iterations_seconds(iterations),
+        # the method's own time, summed over every iteration (across resumes), and this process's
+        "method_seconds": iterations_seconds(iterations),
+        "wall_seconds": time.perf_counter() - s.started,
     }
     run.write_summary(summary)
     if is_main():
@@ -223,14 +227,14 @@ def run_iterative(cfg: IterativeConfig, command: str, make_plan: Callable[[Itera
 
 def iterations_seconds(iterations: list[dict[str, Any]]) -> float:
     """Wall time of the given iterations' phases (FT for iteration 0)."""
-    return sum(r.get("seconds_total", r.get("seconds_finetune", 0.0)) for r in iterations)
+    return sum(record_seconds(r) for r in iterations)
 
 
-def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
+def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
                iterations: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
     teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
-    sites = find_gate_sites(model, min(cfg.image_size, 64), exclude=(s.bundle.head,))
+    sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
     t = time.perf_counter()
     budget = loop.budget.for_step(model, sites, loop.original, iterations)
     seconds_budget = time.perf_counter() - t
@@ -244,7 +248,7 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
         scored = _score(s, plan, it, sites)
         times = dict(scored.seconds)
         t = time.perf_counter()
-        record, kept = prune_to_budget(model, sites, scored.scores, budget.cost, budget.target, cfg.image_size,
+        record, kept = prune_to_budget(model, sites, scored.scores, budget.cost, budget.target, s.image_size,
                                        s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
                                        max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
                                        knapsack=budget.knapsack)
@@ -274,7 +278,7 @@ def _iteration(s: Setup, loop: _Loop, it: int, macs0: int, ift_epochs: int,
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
 
 
-def _score(s: Setup, plan: Plan, it: int, sites: list[GateSite]) -> Scores:
+def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]) -> Scores:
     """The criterion's scores of this iteration (per layer with ``--scope layer``), timed."""
     ctx = ScoreContext(s.bundle.model, sites, s.data.train_loader, s.device, seed=s.cfg.seed * 1000 + it,
                        log=lambda rec: s.run.log_metrics({"iteration": it, **rec}))
@@ -285,7 +289,7 @@ def _score(s: Setup, plan: Plan, it: int, sites: list[GateSite]) -> Scores:
     return Scores(scores, scored.saved, seconds)
 
 
-def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
+def _distiller(s: Setup[IterativeConfig], previous: nn.Module | None) -> Distiller | None:
     """The ``--distill`` criterion for the fine-tuning after a pruning step (None: plain cross-entropy)."""
     cfg = s.cfg
     if cfg.distill == "none":
@@ -299,7 +303,7 @@ def _distiller(s: Setup, previous: nn.Module | None) -> Distiller | None:
     return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
 
 
-def _commit_iteration(s: Setup, it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
+def _commit_iteration(s: Setup[IterativeConfig], it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
                       evaluated: Evaluated, state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
     """Write the iteration's files, then the list, then the state: ``state.json`` is the commit.
 
@@ -333,10 +337,11 @@ def _log_iteration(rec: dict[str, Any]) -> None:
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
 
 
-def _resume_config(cls: type, cfg: IterativeConfig) -> IterativeConfig:
+def _resume_config(cls: type[I], cfg: I) -> I:
     """The run's own configuration. An option given with ``--resume`` that differs from it is refused,
     except those in :data:`RESUME_OVERRIDES` (e.g. ``--data`` after the images moved), which are taken.
     An option given at its default value cannot be told from one not given, and is ignored."""
+    assert cfg.resume is not None
     run = RunDir(cfg.resume)
     if not run.file("config.yaml").is_file():
         raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
@@ -431,7 +436,7 @@ def _committed_iterations(run: RunDir, completed: int) -> list[dict[str, Any]]:
     return out
 
 
-def _restore_model(s: Setup, it: int) -> None:
+def _restore_model(s: Setup[IterativeConfig], it: int) -> None:
     saved = load_bundle(iteration_dir(s.run, it) / MODEL_FILE, model=s.bundle.model)
     s.bundle.model = saved.model.to(s.device)
 

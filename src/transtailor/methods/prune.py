@@ -10,6 +10,7 @@ scores after every fine-tuning epoch instead (:mod:`.soft`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch.nn as nn
 
@@ -32,7 +33,7 @@ def check_criterion(cfg: PruneConfig) -> Criterion:
 
 def _plan(cfg: PruneConfig) -> Plan:
     criterion = check_criterion(cfg)
-    common = dict(method=cfg.method, criterion=criterion, scope=cfg.scope or criterion.scope,
+    common: dict[str, Any] = dict(method=cfg.method, criterion=criterion, scope=cfg.scope or criterion.scope,
                   flops_aware=criterion.flops_aware if cfg.flops_aware is None else cfg.flops_aware,
                   target_speedup=cfg.target_speedup)
     if cfg.cost == "latency":  # the budget is a measured speed-up; steps may fall short and be made up

@@ -25,12 +25,11 @@ if TYPE_CHECKING:
     from .iterative import Plan
 
 
-def soft_prune_phase(s: Setup, plan: "Plan", it: int, sites: list[GateSite], target: int,
+def soft_prune_phase(s: Setup[IterativeConfig], plan: "Plan", it: int, sites: list[GateSite], target: int,
                      epochs: int) -> tuple[PruneRecord, FitResult]:
     """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
     cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
-    assert isinstance(cfg, IterativeConfig) and cfg.image_size is not None
-    image_size = cfg.image_size
+    image_size = s.image_size
     selections: dict[int, dict[str, torch.Tensor]] = {}
     widths = resolve_round_to(cfg, s.device)
 

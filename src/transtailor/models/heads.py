@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch.nn as nn
 
 from ..errors import ModelError
@@ -14,10 +16,10 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
     VGG/EfficientNet/MobileNet ``classifier[-1]``, a user's own) have their last ``nn.Linear``
     replaced by one with the same input width.
     """
-    if hasattr(model, "reset_classifier") and hasattr(model, "get_classifier"):
-        model.reset_classifier(num_classes)
-        head = model.get_classifier()
-        return _name_of(model, head)
+    timm: Any = model
+    if hasattr(timm, "reset_classifier") and hasattr(timm, "get_classifier"):
+        timm.reset_classifier(num_classes)
+        return _name_of(model, timm.get_classifier())
     last = None
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
@@ -27,7 +29,7 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
             f"{type(model).__name__} has no nn.Linear classifier to replace; give it one, "
             "or pass a model whose head is already sized for the target classes"
         )
-    old = model.get_submodule(last)
+    old: Any = model.get_submodule(last)
     new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
     _set_submodule(model, last, new)
     return last
@@ -36,7 +38,7 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
 def head_name(model: nn.Module) -> str:
     """Name of the classifier module (the last ``nn.Linear``)."""
     if hasattr(model, "get_classifier"):
-        return _name_of(model, model.get_classifier())
+        return _name_of(model, cast(Any, model).get_classifier())
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
         raise ModelError(f"{type(model).__name__} has no nn.Linear classifier")

@@ -30,7 +30,7 @@ import io
 import platform
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, cast
 
 import torch
 import torch.nn as nn
@@ -116,7 +116,7 @@ def keep_heap_memory() -> bool:
 
 
 def library_versions(target: str) -> dict[str, str]:
-    out = {"torch": torch.__version__}
+    out = {"torch": str(torch.__version__)}
     if target != "cuda":
         out["malloc"] = "heap-kept" if keep_heap_memory() else "default"
     if target == "onnxruntime":
@@ -173,7 +173,7 @@ def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x,), buf, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+        torch.onnx.export(m, (x,), cast(Any, buf), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
     return buf.getvalue()
 
 
@@ -239,7 +239,7 @@ class Latency:
     rounds: list[float] = field(default_factory=list)  # per-round ms
 
 
-def compare_latency(models: dict[str, nn.Module | Callable[[], Any]], reference: str,
+def compare_latency(models: Mapping[str, nn.Module | Callable[[], Any]], reference: str,
                     input_shape: tuple[int, ...], setup: TimingSetup, rounds: int = 5) -> dict[str, Latency]:
     """Time every model alternately for ``rounds`` rounds; speed-ups against ``models[reference]``.
 

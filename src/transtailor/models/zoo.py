@@ -7,6 +7,8 @@ A user's own ``nn.Module`` enters through :func:`wrap_module`.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import difflib
 import os
 import socket
@@ -86,7 +88,7 @@ def create_model(name: str, num_classes: int | None = None, weights: str = "defa
         head = replace_head(model, num_classes)
     else:
         head = head_name(model)
-        num_classes = model.get_submodule(head).out_features
+        num_classes = int(cast(Any, model.get_submodule(head)).out_features)
     spec = {"source": source, "name": arch, "num_classes": int(num_classes)}
     return ModelBundle(model, spec, tuple(mean), tuple(std), head, {"weights": weights})
 
@@ -102,7 +104,7 @@ def wrap_module(
         head = replace_head(model, num_classes)
     else:
         head = head_name(model)
-        num_classes = model.get_submodule(head).out_features
+        num_classes = int(cast(Any, model.get_submodule(head)).out_features)
     spec = {"source": "custom", "name": type(model).__name__, "num_classes": int(num_classes)}
     return ModelBundle(model, spec, tuple(mean), tuple(std), head, {"weights": "custom"})
 

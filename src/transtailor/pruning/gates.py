@@ -10,6 +10,8 @@ exported model carries no gate at all.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -71,8 +73,8 @@ def find_gate_sites(model: nn.Module, image_size: int = 32, exclude: tuple[str, 
 
 
 def site_channels(model: nn.Module, site: GateSite) -> int:
-    m = model.get_submodule(site.module)
-    return m.num_features if isinstance(m, _BN) else m.out_channels
+    m: Any = model.get_submodule(site.module)
+    return int(m.num_features if isinstance(m, _BN) else m.out_channels)
 
 
 class Gates:
@@ -81,7 +83,7 @@ class Gates:
     ``values[site.module]`` is a 1-D tensor (an ``nn.Parameter`` when trainable).
     """
 
-    def __init__(self, sites: list[GateSite], values: dict[str, torch.Tensor]) -> None:
+    def __init__(self, sites: list[GateSite], values: Mapping[str, torch.Tensor]) -> None:
         self.sites = list(sites)
         self.values = values
         self._handles: list[RemovableHandle] = []
@@ -104,7 +106,7 @@ class Gates:
     def attach(self, model: nn.Module) -> "Gates":
         self.detach()
         for s in self.sites:
-            module = model.get_submodule(s.module)
+            module: Any = model.get_submodule(s.module)
             value = self.values[s.module]
             if s.kind == "bn_act":  # between the norm and its fused activation
                 h = module.drop.register_forward_pre_hook(lambda m, i, v=value: (i[0] * v.view(1, -1, 1, 1),))
@@ -127,7 +129,7 @@ class Gates:
 
 
 @torch.no_grad()
-def scale_sites(model: nn.Module, sites: list[GateSite], values: dict[str, torch.Tensor], power: float = 1.0) -> None:
+def scale_sites(model: nn.Module, sites: list[GateSite], values: Mapping[str, torch.Tensor], power: float = 1.0) -> None:
     """Multiply each site's affine output by ``values ** power``: BN weight and bias, or conv weight and bias.
 
     ``power=1`` folds gates into the weights; ``power=-1`` divides them out (so that gates attached
@@ -135,7 +137,7 @@ def scale_sites(model: nn.Module, sites: list[GateSite], values: dict[str, torch
     """
     for s in sites:
         v = values[s.module].detach().to(torch.float32) ** power
-        m = model.get_submodule(s.module)
+        m: Any = model.get_submodule(s.module)
         w = m.weight
         if w is not None:
             shape = (-1,) + (1,) * (w.dim() - 1)

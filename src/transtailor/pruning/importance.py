@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -117,6 +117,7 @@ def _train_alpha(
                 average_gradients(gates.parameters())  # the global batch's gradient on every rank
                 if taylor is not None:
                     for k, a in gates.values.items():
+                        assert a.grad is not None
                         term = (a.grad.float() * a.detach()).abs()
                         taylor[k] = taylor[k] + term if k in taylor else term
                 opt.step()
@@ -146,7 +147,7 @@ def compute_beta(
 
 def batch_gradients(
     model: nn.Module,
-    tensors: list[torch.Tensor],
+    tensors: Sequence[torch.Tensor],
     loader: DataLoader,
     device: torch.device,
     desc: str,

@@ -24,6 +24,8 @@ After fine-tuning, :meth:`ImportanceFT.finish` folds forward gates into the weig
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 
@@ -88,9 +90,10 @@ def attach_importance(model: nn.Module, sites: list[GateSite], beta: dict[str, t
     device = next(model.parameters()).device
     values = {k: v.to(device) for k, v in importance_values(beta, mode).items()}
     if mode == "preserve":
-        params, scales = [], []
+        params: list[torch.Tensor] = []
+        scales: list[torch.Tensor] = []
         for site in sites:
-            module = model.get_submodule(site.module)
+            module: Any = model.get_submodule(site.module)
             scale = values[site.module].pow(2)
             for p in (module.weight, getattr(module, "bias", None)):
                 if p is not None:

@@ -9,6 +9,8 @@ BatchNorm's scale and shift): shapes stay, and the next epoch may revive them. A
 
 from __future__ import annotations
 
+from typing import cast
+
 import copy
 
 import torch
@@ -22,7 +24,7 @@ def l2_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor
     """L2 norm of each filter (SFP's criterion), with an index tie-break so that equal norms rank in a fixed order."""
     out = {}
     for s in sites:
-        w = model.get_submodule(s.conv).weight.detach().float().cpu()
+        w = cast(torch.Tensor, model.get_submodule(s.conv).weight).detach().float().cpu()
         norms = w.flatten(1).norm(dim=1).double()
         out[s.module] = norms + torch.arange(len(norms), dtype=torch.float64) * 1e-12
     return out

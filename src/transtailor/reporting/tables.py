@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
-from ..runs import read_json
+from ..runs import read_json, record_seconds
 
-COLUMNS = [
+COLUMNS: list[tuple[Any, ...]] = [
     ("iter", "iteration", "{:d}"),
     ("val top-1", "val_top1", "{:.2f}"),
     ("test top-1", "test_top1", "{:.2f}"),
@@ -42,7 +43,7 @@ def iteration_table(run_dir: str | Path) -> str:
         for col in COLUMNS:
             key, fmt = col[1], col[2]
             scale = col[3] if len(col) > 3 else None
-            v = r.get(key, r.get("seconds_finetune") if key == "seconds_total" else None)
+            v = record_seconds(r) if key == "seconds_total" else r.get(key)
             if key == "latency_ms_batch" and v is None:  # runs made before --latency-batch
                 v = r.get("latency_ms_b32")
             if key.startswith("speedup_"):
@@ -65,7 +66,7 @@ def iteration_table(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-SEARCH_COLUMNS = [
+SEARCH_COLUMNS: list[tuple[Any, ...]] = [
     ("iter", "iteration", "{:d}"),
     ("FLOPs fewer %", "flops_reduction", "{:.1f}", 100.0),
     ("MMACs", "macs", "{:.1f}", 1e-6),

@@ -10,7 +10,8 @@ import torch.nn as nn
 
 def param_groups(model: nn.Module, head: str, lr_head: float, lr_backbone: float) -> list[dict]:
     """Trainable parameters split into the head (``head`` module prefix) and everything else."""
-    head_params, body_params = [], []
+    head_params: list[nn.Parameter] = []
+    body_params: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue

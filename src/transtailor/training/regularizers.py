@@ -19,6 +19,8 @@ switched off: the regulariser replaces it.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import copy
 import functools
 import logging
@@ -59,7 +61,7 @@ class L2(Regularizer):
         self.params = list(model.parameters())
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
-        return 0.5 * self.alpha * sum(p.pow(2).sum() for p in self.params if p.requires_grad)
+        return 0.5 * self.alpha * sum((p.pow(2).sum() for p in self.params if p.requires_grad), torch.zeros(()))
 
 
 class L2SP(Regularizer):
@@ -70,7 +72,7 @@ class L2SP(Regularizer):
         self.head = [p for n, p in named if _under(n, head)]
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
-        sp = sum((p - p0).pow(2).sum() for p, p0 in self.backbone if p.requires_grad)
+        sp = sum(((p - p0).pow(2).sum() for p, p0 in self.backbone if p.requires_grad), torch.zeros(()))
         return 0.5 * self.alpha * sp + _head_l2(self.head, self.beta)
 
 
@@ -126,7 +128,7 @@ class Delta(Regularizer):
         self.source_maps.clear()
 
 
-def _head_l2(params: list[torch.Tensor], beta: float) -> torch.Tensor | float:
+def _head_l2(params: Sequence[torch.Tensor], beta: float) -> torch.Tensor | float:
     if not params or beta == 0:
         return 0.0
     return 0.5 * beta * sum(p.pow(2).sum() for p in params if p.requires_grad)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch.nn as nn
 
 from ...models.measure import probe_forward
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    """A conv's 2-D size argument (kernel, stride, padding, dilation) as two ints."""
+    a, b = tuple(value)
+    return int(a), int(b)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def layer_specs(model: nn.Module, image_size: int, bn_convs: set[str] | frozense
             # padding="same", or timm's Conv2dSame, which pads in forward and reports (0, 0)
             dynamic = not isinstance(m.padding, tuple) or type(m).__name__.endswith("Same")
             pad = same if dynamic else m.padding
-            specs[name] = LayerSpec("conv", m.in_channels, m.out_channels, tuple(m.kernel_size), tuple(m.stride),
-                                    tuple(pad), tuple(m.dilation), m.groups, shape[-2], shape[-1],
+            specs[name] = LayerSpec("conv", m.in_channels, m.out_channels, _pair(m.kernel_size), _pair(m.stride),
+                                    _pair(pad), _pair(m.dilation), m.groups, shape[-2], shape[-1],
                                     name in bn_convs)
     return specs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 
@@ -12,7 +14,7 @@ from .base import Criterion, ScoreContext, Scores, register
 def l1_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor]:
     out = {}
     for s in sites:
-        w = model.get_submodule(s.conv).weight.detach()
+        w = cast(torch.Tensor, model.get_submodule(s.conv).weight).detach()
         out[s.module] = w.abs().flatten(1).sum(1).float().cpu()
     return out
 
