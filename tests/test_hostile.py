@@ -465,3 +465,17 @@ def test_the_package_imports_without_torch_until_a_name_needs_it():
             "transtailor.SearchConfig; assert 'torch' not in sys.modules; transtailor.load_model; "
             "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_version_help_and_finetune_flags_answer_without_torch():
+    # only prune, search and compare list the criteria registry, which needs torch
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io; from transtailor.cli.main import main\n"
+            "for argv in (['--version'], ['--help'], ['finetune', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try: main(argv)\n"
+            "        except SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

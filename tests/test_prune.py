@@ -60,7 +60,7 @@ def test_gbn_tick_scores_while_training_and_folds_its_gates():
     from torch.utils.data import DataLoader, TensorDataset
 
     from transtailor.pruning.gates import fold_gates
-    from transtailor.pruning.importance import train_alpha_with_taylor
+    from transtailor.pruning.criteria.gbn import train_alpha_with_taylor
 
     torch.manual_seed(0)
     b = create_model("resnet18", num_classes=3, weights="none")
@@ -270,7 +270,7 @@ def test_gbn_tick_scores_are_the_taylor_scores_of_its_gates():
     # scores that plain Taylor pruning computes on its own path
     from torch.utils.data import DataLoader, TensorDataset
 
-    from transtailor.pruning.importance import train_alpha_with_taylor
+    from transtailor.pruning.criteria.gbn import train_alpha_with_taylor
 
     torch.manual_seed(0)
     b = create_model("resnet18", num_classes=3, weights="none")

@@ -197,13 +197,22 @@ def method_option_fields() -> dict[str, tuple[str, dataclasses.Field]]:
     return {f.name: (owner, f) for owner, part in METHOD_OPTIONS.items() for f in dataclasses.fields(part)}
 
 
-def method_options_of(owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    """``owner``'s options: the values in ``given`` that are its own, its defaults for the rest."""
+def build_method_options(owner: str, given: Mapping[str, Any]) -> Any | None:
+    """``owner``'s options object (None when it declares none): the values in ``given`` that are its own,
+    its defaults for the rest, checked against their choices and by the part's own ``__post_init__``."""
     part = METHOD_OPTIONS.get(owner)
     if part is None:
-        return {}
+        return None
     names = _field_names(part)
-    return dataclasses.asdict(part(**{k: v for k, v in given.items() if k in names}))
+    options = part(**{k: v for k, v in given.items() if k in names})
+    _check_choices(options)
+    return options
+
+
+def method_options_of(owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`build_method_options` as a plain dict."""
+    options = build_method_options(owner, given)
+    return {} if options is None else dataclasses.asdict(options)
 
 
 def _method_options_field() -> Any:
@@ -502,9 +511,7 @@ def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
             given[key] = value
             continue
         if key not in names:
-            close = difflib.get_close_matches(key, [*names, *flat], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown option {raw_key!r}{hint}")
+            raise _unknown_option(str(raw_key), [*names, *flat])
         kwargs[key] = _coerce(key, value, hints[key])
     if given:
         kwargs["method_options"] = {k: _coerce_method_option(k, v) for k, v in given.items()}
@@ -538,27 +545,30 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def _unknown_option(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    return ConfigError(f"unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
 def _coerce_method_option(key: str, value: Any) -> Any:
     fields = method_option_fields()
     if key not in fields:
-        known = sorted(fields)
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown option {key!r}{hint}")
-    owner, f = fields[key]
+        raise _unknown_option(key, sorted(fields))
+    owner = fields[key][0]
     return _coerce(key, value, get_type_hints(METHOD_OPTIONS[owner])[key])
 
 
 def _check_method_options(values: Mapping[str, Any]) -> None:
-    """Every method option is declared (when any criterion has declared options) and within its choices."""
+    """Every method option is declared and passes its criterion's checks. Before any criterion is
+    imported nothing is declared: ``prune`` and ``search`` check them against the registry then."""
     fields = method_option_fields()
-    for key, value in values.items():
-        if fields and key not in fields:
-            _coerce_method_option(key, value)  # raises, naming the closest
-        if key in fields:
-            choices = fields[key][1].metadata.get("choices")
-            if choices and value not in choices:
-                raise ConfigError(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+    if not fields:
+        return
+    for key in values:
+        if key not in fields:
+            raise _unknown_option(key, sorted(fields))
+    for owner in {fields[k][0] for k in values}:
+        build_method_options(owner, values)
 
 
 def _field_names(cls: type) -> list[str]:

@@ -173,30 +173,34 @@ COMMANDS: dict[str, tuple[type | None, Callable[[dict[str, Any], str | None], in
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the flags of that command alone ("" for none): the flags of prune, search
+    and compare list the criteria registry, which imports torch, which ``--version``, ``--help`` and the
+    other commands' flags do not need."""
     parser = _Parser(prog="transtailor", description="Prune and fine-tune a pretrained CNN for your task.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="_command", metavar="COMMAND", parser_class=_Parser)
     for name, (cls, _, help_text) in COMMANDS.items():
-        lists_criteria = name in ("prune", "search", "compare")
+        lists_criteria = name in ("prune", "search", "compare") and only in (None, name)
         p = sub.add_parser(name, help=help_text, description=help_text,
                            epilog=_criteria_epilog() if lists_criteria else None,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        if cls is not None:
+        if cls is not None and only in (None, name):
             _add_config_flags(p, cls)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    # named before the parser is built: building it loads the criteria registry (and torch)
-    command = next((a for a in args if a in COMMANDS), "command")
+    # the command is the first word that is not a flag (the top level's flags take no value); it is named
+    # before its parser is built, which may load the criteria registry (and torch)
+    command = next((a for a in args if not a.startswith("-")), "command")
     from ..interrupts import install
 
     install()  # a Ctrl-C that some library swallows is raised again at the next step
     try:
-        parser = build_parser()
+        parser = build_parser(only=command if command in COMMANDS else "")  # no command: no command's flags
         ns = vars(parser.parse_args(args))
         command = ns.pop("_command")
         if command is None:

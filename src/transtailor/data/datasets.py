@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
-
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 from torch.utils.data import Dataset

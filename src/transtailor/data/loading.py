@@ -8,13 +8,11 @@ reported.
 
 from __future__ import annotations
 
-from typing import Any, Sized, cast
-
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, Sized, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset

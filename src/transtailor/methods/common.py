@@ -48,8 +48,12 @@ class Setup(Generic[C]):
     data: DataBundle
     run: RunDir
     started: float
-    #: the image size the run trains at (``cfg.image_size``, or the data's default when not given)
-    image_size: int
+
+    @property
+    def image_size(self) -> int:
+        """The image size the run trains at: ``cfg.image_size``, which :func:`prepare` resolves."""
+        assert self.cfg.image_size is not None
+        return self.cfg.image_size
 
 
 def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: bool = False,
@@ -99,7 +103,7 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     _warn_small_validation(data)
-    return Setup(cfg, device, bundle, data, run, started, image_size)
+    return Setup(cfg, device, bundle, data, run, started)
 
 
 #: fewer validation images per class than this and one image moves top-1 by several points

@@ -33,10 +33,10 @@ from ..config import (FINETUNE_METHODS, CommonConfig, CompareConfig, FinetuneCon
 from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
+from ..pruning.criteria import CRITERIA
 from ..runs import read_json, write_json
 from .finetune import finetune
 from .iterative import RESUME_OVERRIDES, iterations_seconds
-from ..pruning.criteria import CRITERIA
 from .prune import prune
 from .transtailor import search
 
@@ -66,9 +66,6 @@ def check_methods(cfg: CompareConfig) -> None:
         if soft:
             raise ConfigError(f"--method {soft[0]} selects filters by MACs while it trains: leave it out of "
                               "--methods with --cost latency")
-    for m in cfg.method_list():
-        if m in CRITERIA:
-            method_options_of(m, cfg.method_options)  # each criterion's own checks, before any run
 
 
 @dataclasses.dataclass
@@ -147,7 +144,8 @@ def compare(cfg: CompareConfig) -> CompareResult:
     """Make every run that is not finished yet, then write the table, the JSON and the plot."""
     cfg.validate()
     check_methods(cfg)
-    # every criterion's options with their defaults, so that the folder's settings record them all
+    # every criterion's options with their defaults (checked by each criterion), so that the folder's
+    # settings record them all
     cfg = dataclasses.replace(cfg, method_options={k: v for name in CRITERIA
                                                    for k, v in method_options_of(name, cfg.method_options).items()})
     root = Path(cfg.out) if cfg.out else Path("runs") / f"compare-{cfg.model.replace(':', '_')}-{Path(cfg.data).name}"

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -34,7 +34,7 @@ from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..models.timing import TimingSetup
-from ..pruning import GateSite, PruneRecord, find_gate_sites
+from ..pruning import GateSite, find_gate_sites
 from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
@@ -240,7 +240,8 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     seconds_budget = time.perf_counter() - t
     if plan.criterion.soft:  # the criterion prunes while it trains (SFP)
         t = time.perf_counter()
-        record, fitted = soft_prune_phase(s, plan, it, sites, int(budget.target), ift_epochs)
+        record, fitted = soft_prune_phase(s, it, sites, int(budget.target), ift_epochs,
+                                          score=lambda: _score(s, plan, it, sites).scores)
         reuse_val = False  # scored before the filters were removed
         times = {"seconds_finetune": time.perf_counter() - t}
         scored = Scores(scores={})

@@ -7,13 +7,12 @@ filters removed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import torch
 
 from ..config import IterativeConfig
 from ..pruning import GateSite, PruneRecord
-from ..pruning.criteria import ScoreContext, per_layer
 from ..pruning.pruner import remove_channels
 from ..pruning.soft import soft_select, zero_channels
 from ..training import FitResult
@@ -21,28 +20,22 @@ from .budget import resolve_round_to
 from .common import Setup
 from .finetune import finetune_phase
 
-if TYPE_CHECKING:
-    from .iterative import Plan
 
-
-def soft_prune_phase(s: Setup[IterativeConfig], plan: "Plan", it: int, sites: list[GateSite], target: int,
-                     epochs: int) -> tuple[PruneRecord, FitResult]:
-    """Fine-tune with soft pruning after every epoch, then remove the kept epoch's zeroed filters."""
+def soft_prune_phase(s: Setup[IterativeConfig], it: int, sites: list[GateSite], target: int, epochs: int,
+                     score: Callable[[], dict[str, torch.Tensor]]) -> tuple[PruneRecord, FitResult]:
+    """Fine-tune with soft pruning after every epoch (filters ranked by ``score()``, the criterion's scores
+    of the model as it is then), then remove the kept epoch's zeroed filters."""
     cfg, model, head = s.cfg, s.bundle.model, s.bundle.head
-    image_size = s.image_size
     selections: dict[int, dict[str, torch.Tensor]] = {}
     widths = resolve_round_to(cfg, s.device)
 
     def soft_prune(epoch: int) -> None:
-        scores = plan.criterion(ScoreContext(model, sites, s.data.train_loader, s.device, cfg.seed * 1000 + it)).scores
-        selections[epoch] = soft_select(model, sites, target, image_size, head, cfg.min_channels,
-                                        cfg.max_layer_fraction,
-                                        scores=per_layer(scores) if plan.scope == "layer" else scores,
-                                        round_to=widths)
+        selections[epoch] = soft_select(model, sites, target, s.image_size, head, cfg.min_channels,
+                                        cfg.max_layer_fraction, scores=score(), round_to=widths)
         zero_channels(model, sites, selections[epoch])
 
     fitted = finetune_phase(s, "full", epochs, f"finetune{it}", {"iteration": it}, after_train=soft_prune)
     if fitted.best_epoch not in selections:  # no training epoch: a hard prune of the weakest filters
         soft_prune(fitted.best_epoch)
-    record = remove_channels(model, sites, selections[fitted.best_epoch], image_size, head)
+    record = remove_channels(model, sites, selections[fitted.best_epoch], s.image_size, head)
     return record, fitted

@@ -31,8 +31,10 @@ def _plan(cfg: SearchConfig) -> Plan:
     if criterion.soft:
         raise ConfigError(f"--importance {cfg.importance} prunes while it trains; the search scores once per "
                           f"step: use one of {', '.join(criterion_names(soft=False))}")
+    step = step_share(cfg, cfg.flops_step)
+    assert step is not None  # --flops-step is required (validated), and --latency-step falls back to it
     return Plan(method="transtailor", criterion=criterion, scope=criterion.scope, flops_aware=criterion.flops_aware,
-                step=step_share(cfg, cfg.flops_step) or 0.1, importance_ft=cfg.importance_ft,
+                step=step, importance_ft=cfg.importance_ft,
                 stop=StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance), target=cfg.target_flops_reduction,
                 max_iterations=cfg.max_iterations, target_speedup=cfg.target_speedup)
 

@@ -7,14 +7,12 @@ A user's own ``nn.Module`` enters through :func:`wrap_module`.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import difflib
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch.nn as nn
 

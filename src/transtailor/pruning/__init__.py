@@ -1,7 +1,7 @@
 """Pruning: per-filter gates, target-aware importance, and budgeted physical removal."""
 
 from .gates import Gates, GateSite, find_gate_sites, fold_gates, scale_sites
-from .importance import BETA_MODES, accumulate_beta, compute_beta, train_alpha, train_alpha_with_taylor
+from .importance import BETA_MODES, accumulate_beta, compute_beta, train_alpha
 from .pruner import PruneRecord, prune_to_macs
 
 __all__ = [
@@ -16,5 +16,4 @@ __all__ = [
     "prune_to_macs",
     "scale_sites",
     "train_alpha",
-    "train_alpha_with_taylor",
 ]

@@ -10,10 +10,8 @@ exported model carries no gate at all.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn as nn

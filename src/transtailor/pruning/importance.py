@@ -50,50 +50,14 @@ def train_alpha(
     init: str = "ones",
     seed: int = 0,
     l1: float = 0.0,
+    on_batch: Callable[[Gates], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> Gates:
     """Train one scaling factor per filter with every weight and BN statistic frozen (Eq. 3).
 
-    ``l1`` adds λ·Σ|α| to the loss (Gate Decorator's sparsity).
+    ``l1`` adds λ·Σ|α| to the loss (Gate Decorator's sparsity). ``on_batch`` sees the gates after each
+    batch's gradient (averaged over the ranks), before the step.
     """
-    return _train_alpha(model, sites, loader, device, epochs=epochs, lr=lr, init=init, seed=seed, l1=l1,
-                        taylor=None, on_epoch=on_epoch)
-
-
-def train_alpha_with_taylor(
-    model: nn.Module,
-    sites: list[GateSite],
-    loader: DataLoader,
-    device: torch.device,
-    *,
-    epochs: int = 1,
-    lr: float = 0.01,
-    l1: float = 0.0,
-) -> tuple[Gates, dict[str, torch.Tensor]]:
-    """:func:`train_alpha` from α = 1, also returning Σ_batches |∂L/∂α · α| per site as α trains (Gate
-    Decorator's score: each batch's term at the α of that step)."""
-    taylor: dict[str, torch.Tensor] = {}
-    gates = _train_alpha(model, sites, loader, device, epochs=epochs, lr=lr, init="ones", seed=0, l1=l1,
-                         taylor=taylor, on_epoch=None)
-    return gates, taylor
-
-
-def _train_alpha(
-    model: nn.Module,
-    sites: list[GateSite],
-    loader: DataLoader,
-    device: torch.device,
-    *,
-    epochs: int = 1,
-    lr: float = 0.01,
-    init: str = "ones",
-    seed: int = 0,
-    l1: float = 0.0,
-    taylor: dict[str, torch.Tensor] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> Gates:
-    """:func:`train_alpha`; with a ``taylor`` dict, each batch's |∂L/∂α · α| is added to
-    ``taylor[site.module]`` while α trains."""
     gates = Gates.constant(model, sites, 1.0, trainable=True)
     if init == "random":
         gen = torch.Generator().manual_seed(seed)
@@ -115,11 +79,8 @@ def _train_alpha(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 average_gradients(gates.parameters())  # the global batch's gradient on every rank
-                if taylor is not None:
-                    for k, a in gates.values.items():
-                        assert a.grad is not None
-                        term = (a.grad.float() * a.detach()).abs()
-                        taylor[k] = taylor[k] + term if k in taylor else term
+                if on_batch is not None:
+                    on_batch(gates)
                 opt.step()
                 total += loss.item() * len(y)
                 seen += len(y)

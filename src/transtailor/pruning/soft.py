@@ -9,9 +9,8 @@ BatchNorm's scale and shift): shapes stay, and the next epoch may revive them. A
 
 from __future__ import annotations
 
-from typing import cast
-
 import copy
+from typing import cast
 
 import torch
 import torch.nn as nn

@@ -19,11 +19,10 @@ switched off: the regulariser replaces it.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import copy
 import functools
 import logging
+from typing import Sequence
 
 import torch
 import torch.nn as nn

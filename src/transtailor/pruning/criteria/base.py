@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ...config import METHOD_OPTIONS, method_options_of, register_method_options
+from ...config import METHOD_OPTIONS, build_method_options, method_option_fields, register_method_options
 from ...errors import ConfigError
 from ..gates import GateSite
 
@@ -114,16 +114,12 @@ def make_criterion(name: str, method_options: dict[str, Any] | None = None, what
     cls = criterion_class(name, what)
     given = method_options or {}
     if strict:
-        mine = {f.name for f in dataclasses.fields(cls.Options)} if cls.Options is not None else set()
-        others = {owner: part for owner, part in METHOD_OPTIONS.items() if owner != name}
+        owners = {key: owner for key, (owner, _) in method_option_fields().items()}
         for key in given:
-            if key not in mine:
-                owner = next((o for o, part in others.items() if key in {f.name for f in dataclasses.fields(part)}),
-                             None)
-                raise ConfigError(f"--{key.replace('_', '-')} is an option of {owner or 'no criterion'}, not of "
-                                  f"{what} {name}: drop it")
-    options = None if cls.Options is None else cls.Options(**method_options_of(name, given))
-    return cls(options)
+            if owners.get(key) != name:
+                raise ConfigError(f"--{key.replace('_', '-')} is an option of {owners.get(key, 'no criterion')}, "
+                                  f"not of {what} {name}: drop it")
+    return cls(build_method_options(name, given))
 
 
 def options_dict(criterion: Criterion) -> dict[str, Any]:
