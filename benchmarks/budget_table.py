@@ -16,12 +16,13 @@ import glob
 import sys
 
 from _common import markdown_table, mean_std
+from transtailor.records import IterationRecord
 from transtailor.reporting.tables import load_iterations
 
 
-def at_budget(iterations: list[dict], budget: float) -> dict | None:
-    near = min(iterations, key=lambda r: abs(r["flops_reduction"] - budget))
-    return near if abs(near["flops_reduction"] - budget) <= 0.01 else None
+def at_budget(iterations: list[IterationRecord], budget: float) -> IterationRecord | None:
+    near = min(iterations, key=lambda r: abs(r.flops_reduction - budget))
+    return near if abs(near.flops_reduction - budget) <= 0.01 else None
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
         cells = []
         for b in args.budgets:
             hits = [r for r in (at_budget(it, b) for it in runs) if r is not None]
-            cells.append(mean_std([r["test_top1"] for r in hits]) + ("" if len(hits) == len(runs) else f" (n={len(hits)})"))
+            cells.append(mean_std([r.test_top1 for r in hits]) + ("" if len(hits) == len(runs) else f" (n={len(hits)})"))
         body.append([label, str(len(runs))] + cells)
     print(markdown_table(header, body))
 

@@ -53,7 +53,7 @@ def main() -> None:
                 if args.epoch_choice:
                     flags["epoch_choice"] = args.epoch_choice
                 cfg = tt.resolve(tt.FinetuneConfig, flags=flags)
-                summaries.append(tt.finetune(cfg).summary)
+                summaries.append(tt.finetune(cfg).summary.to_json())
             name = {"head": "FT", "full": "FT-Full"}[mode]
             rows.append([f"{ds} ({epochs} ep)", name, str(len(summaries)),
                          mean_std([s["val_top1"] for s in summaries]),

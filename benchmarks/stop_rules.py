@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from _common import mean_std
 from transtailor.methods.stopping import StopRule
+from transtailor.records import IterationRecord
 from transtailor.training.predictions import Evaluated
 
 Rule = Callable[[list[dict[str, Any]], dict[str, Any]], bool]  # (kept so far, candidate) -> stop
@@ -60,7 +61,9 @@ def paired_loss_rule(p: float = 0.05) -> Rule:
 
 
 def package_rule(rule: StopRule) -> Rule:
-    return lambda kept, cur: rule.check(kept, cur)["stop"]
+    def stop(kept: list[dict[str, Any]], cur: dict[str, Any]) -> bool:
+        return rule.check([IterationRecord.from_json(r) for r in kept], IterationRecord.from_json(cur)).stop
+    return stop
 
 
 RULES: dict[str, Rule] = {

@@ -48,7 +48,7 @@ def test_search_distillation_acts_on_the_fine_tuning_by_its_weight(tiny_folder, 
                                distill_weight=0.0, **TINY))
     taught = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "taught"), distill="previous", **TINY))
     assert len(plain.iterations) == len(taught.iterations) == 2
-    assert plain.iterations[1]["macs"] == taught.iterations[1]["macs"]  # the same pruning: distillation acts
+    assert plain.iterations[1].macs == taught.iterations[1].macs  # the same pruning: distillation acts
     w = {k: dict(r.model.named_parameters())["conv1.weight"] for k, r in
          (("plain", plain), ("zero", zero), ("taught", taught))}
     torch.testing.assert_close(w["zero"], w["plain"])  # weight 0 is plain cross-entropy, step for step

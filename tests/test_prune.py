@@ -20,15 +20,15 @@ from conftest import TINY
 def test_each_criterion_meets_the_budget(method, extra, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
                             method_options=extra, **TINY))
-    assert res.summary["method"] == method and res.summary["iterations"] == 1
-    assert 0.18 <= res.summary["flops_reduction"] <= 0.22
-    assert res.summary["stopped"] == "target_flops_reduction"
+    assert res.summary.method == method and res.summary.iterations == 1
+    assert 0.18 <= res.summary.best.flops_reduction <= 0.22
+    assert res.summary.stopped == "target_flops_reduction"
 
 
 def test_steps_reach_the_budget_exactly(tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "r"), method="l1", flops_reduction=0.25,
                             flops_step=0.1, **TINY))
-    reductions = [r["flops_reduction"] for r in res.iterations]
+    reductions = [r.flops_reduction for r in res.iterations]
     assert len(reductions) == 4  # FT, then 10 %, 20 % and the last 5 %
     assert reductions[1] == pytest.approx(0.1, abs=0.01) and reductions[2] == pytest.approx(0.2, abs=0.01)
     assert reductions[3] == pytest.approx(0.25, abs=0.02)
@@ -127,6 +127,46 @@ def test_sfp_zeroes_softly_then_removes_exactly_those_filters():
     torch.testing.assert_close(b.model.layer2[0].conv1.weight, survivors)
 
 
+class _ScaledStem(torch.nn.Module):
+    """A model with a plain tensor attribute (not a buffer): a weightless copy cannot run it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = create_model("resnet18", num_classes=3, weights="none").model
+        self.scale = torch.ones(1, 3, 1, 1)
+
+    def forward(self, x):
+        return self.body(x * self.scale)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "scaled"])
+def test_the_soft_dry_run_selects_what_a_hard_prune_removes(name):
+    """SFP's selection runs on a weightless copy of the structure (or, where that cannot run, a full
+    copy): the channels it marks are those a hard prune of the model with the same scores removes."""
+    import copy
+
+    from transtailor.models.measure import layer_macs
+    from transtailor.pruning.pruner import prune_to_macs
+    from transtailor.pruning.soft import l2_scores, soft_select
+
+    torch.manual_seed(0)
+    model = _ScaledStem() if name == "scaled" else create_model(name, num_classes=3, weights="none").model
+    head = "body.fc" if name == "scaled" else ("fc" if name == "resnet18" else "classifier.1")
+    sites = find_gate_sites(model, 32, exclude=(head,))
+    scores = l2_scores(model, sites)
+    target = int(0.7 * layer_macs(model, 32)[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    masks = soft_select(model, sites, target, 32, head, round_to=8)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the model is untouched
+    record, _ = prune_to_macs(copy.deepcopy(model), sites, scores, target, 32, head, round_to=8)
+    assert record.macs_after <= target
+    for s in sites:
+        expected = torch.zeros(len(scores[s.module]), dtype=torch.bool)
+        expected[record.removed_channels.get(s.module, [])] = True
+        assert torch.equal(masks[s.module], expected), s.module
+    assert sum(int(m.sum()) for m in masks.values()) > 0
+
+
 def test_taylor_on_weights_sums_grad_times_weight_per_filter_and_squares_per_batch():
     torch.manual_seed(0)
     b = create_model("resnet18", num_classes=3, weights="none")
@@ -188,8 +228,8 @@ def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_f
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
                             from_ft=str(tmp_path / "ft"), **TINY))
     first = res.iterations[0]
-    assert first["from_ft"] == str(tmp_path / "ft") and first["test_top1"] == ft.summary["test_top1"]
-    assert first["seconds_finetune"] < 5  # loaded, not trained
+    assert first.from_ft == str(tmp_path / "ft") and first.test_top1 == ft.summary.test_top1
+    assert first.seconds["finetune"] < 5 and first.best_epoch is None  # loaded, not trained
     common = ["prune", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1",
               "--workers", "0", "--no-latency", "--flops-reduction", "0.2"]
     other = write_folder(tmp_path / "other", {"x": 6, "y": 6}, "train")
@@ -224,7 +264,7 @@ def test_resume_and_from_ft_do_not_read_the_pretrained_weights(tiny_folder, tmp_
                           **tiny))
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "f"), method="l1", flops_reduction=0.2,
                             from_ft=str(tmp_path / "ft"), **tiny))
-    assert res.iterations[0]["test_top1"] == ft.summary["test_top1"]
+    assert res.iterations[0].test_top1 == ft.summary.test_top1
     resumed = prune(PruneConfig(resume=str(tmp_path / "p")))
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(resumed.model(x), done.model(x), rtol=0, atol=0)

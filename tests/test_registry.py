@@ -67,7 +67,7 @@ def _is_suffix(removed: list[int], n: int) -> bool:
 def test_a_registered_criterion_prunes_by_its_scores_with_its_own_options(toy, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="toy", flops_reduction=0.2,
                             **TINY))
-    assert res.summary["method"] == "toy" and 0.18 <= res.summary["flops_reduction"] <= 0.22
+    assert res.summary.method == "toy" and 0.18 <= res.summary.best.flops_reduction <= 0.22
     widths, removed = _widths(res.run_dir), _removed(res.run_dir)
     assert removed and all(_is_suffix(r, widths[k]) for k, r in removed.items())  # the highest indices went
     # its option, given as a flat key (as in a YAML file), reverses that and is recorded in config.yaml
@@ -160,4 +160,4 @@ def test_a_run_that_recorded_every_criterions_options_resumes(tiny_folder, tmp_p
     old.update(alpha_epochs=1, alpha_lr=0.01, alpha_init="ones", beta="per-batch")
     path.write_text(yaml.safe_dump(old))
     again = search(SearchConfig(resume=str(res.run_dir), **TINY))
-    assert again.summary["best_iteration"] == res.summary["best_iteration"]
+    assert again.summary.best_iteration == res.summary.best_iteration

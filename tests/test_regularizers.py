@@ -156,7 +156,7 @@ def test_finetune_full_with_each_regularizer(name, tiny_folder, tmp_path):
 
     again = evaluate_saved(EvaluateConfig(model_path=str(tmp_path / name), data=str(tiny_folder), image_size=32,
                                           batch_size=8, workers=0, threads=1))
-    assert again["test_top1"] == pytest.approx(res.summary["test_top1"])
+    assert again["test_top1"] == pytest.approx(res.summary.test_top1)
     cfg = (tmp_path / name / "config.yaml").read_text()
     assert f"regularizer: {name}" in cfg
 

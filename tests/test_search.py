@@ -1,5 +1,6 @@
 """The TransTailor search: Algorithm 1's stopping rule, run folder, resume after kill -9, export."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,11 +13,12 @@ import torch
 
 import transtailor.methods.iterative as tt_loop
 from transtailor.methods import search
+from transtailor.methods.stopping import StopRule, Stops
 from transtailor.cli import main
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
 from transtailor.models import load_model
-from transtailor.training.predictions import Evaluated, Predictions
+from transtailor.records import IterationRecord, RunState
 
 from conftest import TINY
 
@@ -32,72 +34,73 @@ def _flags(d):
     return out
 
 
-def _evaluated(top1):
-    """Predictions on 1000 validation images, the first ``10 * top1`` of them right."""
-    labels = torch.zeros(1000, dtype=torch.long)
-    predicted = (torch.arange(1000) >= round(10 * top1)).long()
-    preds = Predictions(labels, predicted, torch.zeros(1000, dtype=torch.float64))
-    return Evaluated(test=preds, val=preds)
+def _trajectory(stops, vals, losses=None, macs=None):
+    """The loop's decisions over a scripted run: iteration i has val top-1 ``vals[i]``, val loss
+    ``losses[i]`` (1.0 when not given) and ``macs[i]`` MACs (10 % of 1000 fewer per step when not
+    given). Returns the final state and the records, as the loop would leave them."""
+    losses, macs = losses or {}, macs or {}
+
+    def rec(i):
+        m = macs.get(i, int(1000 * (1 - 0.1 * i)))
+        return IterationRecord(iteration=i, phase="search", val_top1=vals[i], val_loss=losses.get(i, 1.0),
+                               test_loss=0.0, test_top1=0.0, macs=m, params=1, flops_reduction=1 - m / 1000)
+
+    records, state, it = [rec(0)], RunState(completed=0, best=0, macs_original=1000), 0
+    while state.stopped is None:
+        it += 1
+        state.stopped = stops.before(it, records[-1])
+        if state.stopped is None:
+            stops.record(state, records, rec(it))
+    return state, records
 
 
-def _scripted(monkeypatch, vals, losses=None):
-    """Replace one iteration's work with outcomes given by ``vals`` (val top-1 per iteration) and
-    ``losses`` (val loss per iteration; 1.0 when not given)."""
-    real = tt_loop._evaluate_and_measure
-    losses = losses or {}
-
-    def fake_iteration(s, loop, it, macs0, epochs, iterations=None):
-        rec = {"iteration": it, "phase": "search", **real(s, macs0)[0]}
-        rec["val_top1"], rec["val_loss"] = vals[it], losses.get(it, 1.0)
-        rec["macs"] = int(macs0 * (1 - 0.1 * it))
-        rec["flops_reduction"] = 0.1 * it
-        torch.nn.init.constant_(s.bundle.model.fc.bias, float(it))  # tell the iterations' models apart
-        return (rec, {"scores": {}}, {"macs_before": 0, "macs_after": 0, "removed": {"conv1": it}, "remaining": {}},
-                _evaluated(vals[it]))
-
-    monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores", lambda s, m, fitted=None, **kw: (
-        {"val_top1": vals[0], "val_loss": losses.get(0, 1.0), "test_top1": 1.0}, _evaluated(vals[0])))
+def test_tau_stop_keeps_the_last_sub_model_within_tau():
+    state, records = _trajectory(Stops(StopRule("paper", tau=0.3)), {0: 50.0, 1: 52.0, 2: 51.8, 3: 51.0, 4: 60.0})
+    assert (state.stopped, state.best, state.completed) == ("paper", 2, 3)  # 51.8 is within 0.3 of 52; 51.0 is not
+    assert [r.best for r in records] == [True, True, True, False]
+    assert records[-1].stop_check.value == pytest.approx(0.8)  # below the last kept (51.8), not the best (52)
 
 
-def test_tau_stop_keeps_the_last_sub_model_within_tau(tiny_folder, tmp_path, monkeypatch):
-    _scripted(monkeypatch, {0: 50.0, 1: 52.0, 2: 51.8, 3: 51.0, 4: 60.0})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), stop_rule="paper", tau=0.3, **TINY))
-    assert res.summary["stopped"] == "paper"
-    assert res.summary["best_iteration"] == 2  # 51.8 is within 0.3 of 52; 51.0 is not
-    assert [r["best"] for r in res.iterations] == [True, True, True, False]
-    assert res.model.fc.bias[0].item() == 2.0  # the model of iteration 2, not the one that broke tau
-    assert load_model(tmp_path / "r").fc.bias[0].item() == 2.0
-
-
-def test_loss_stop_compares_with_the_lowest_loss_so_far(tiny_folder, tmp_path, monkeypatch):
+def test_loss_stop_compares_with_the_lowest_loss_so_far():
     # top-1 is level; the loss falls to 0.8, then drifts up in steps of under 5 % each: the rule
     # stops at the first loss more than 5 % above 0.8 (0.85), not at the first rise over the previous one
-    _scripted(monkeypatch, {i: 50.0 for i in range(6)}, {0: 2.0, 1: 0.8, 2: 0.82, 3: 0.835, 4: 0.85, 5: 0.5})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), **TINY))
-    assert res.summary["stopped"] == "loss" and res.summary["best_iteration"] == 3
-    assert [r["best"] for r in res.iterations] == [True, True, True, True, False]
-    assert res.iterations[-1]["stop_check"]["limit"] == pytest.approx(0.84)
-    assert res.model.fc.bias[0].item() == 3.0
+    state, records = _trajectory(Stops(StopRule("loss")), {i: 50.0 for i in range(6)},
+                                 {0: 2.0, 1: 0.8, 2: 0.82, 3: 0.835, 4: 0.85, 5: 0.5})
+    assert (state.stopped, state.best) == ("loss", 3)
+    assert [r.best for r in records] == [True, True, True, True, False]
+    assert records[-1].stop_check.limit == pytest.approx(0.84)
 
 
-def test_one_image_does_not_stop_the_default_search_but_stops_the_papers(tiny_folder, tmp_path, monkeypatch):
+def test_one_image_does_not_stop_the_default_search_but_stops_the_papers():
     # 20 validation images: one more miss is 5 points of top-1 but barely moves the mean loss
-    _scripted(monkeypatch, {0: 60.0, 1: 55.0, 2: 55.0}, {0: 1.5, 1: 1.0, 2: 1.02})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), max_iterations=2, **TINY))
-    assert res.summary["stopped"] == "max_iterations" and res.summary["best_iteration"] == 2
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, stop_rule="paper",
-                              **TINY))
-    assert res.summary["stopped"] == "paper" and res.summary["best_iteration"] == 0
+    vals, losses = {0: 60.0, 1: 55.0, 2: 55.0}, {0: 1.5, 1: 1.0, 2: 1.02}
+    state, _ = _trajectory(Stops(StopRule("loss"), max_iterations=2), vals, losses)
+    assert (state.stopped, state.best) == ("max_iterations", 2)
+    state, _ = _trajectory(Stops(StopRule("paper"), max_iterations=2), vals, losses)
+    assert (state.stopped, state.best) == ("paper", 0)
 
 
-def test_target_flops_and_max_iterations_stop(tiny_folder, tmp_path, monkeypatch):
-    _scripted(monkeypatch, {i: 50.0 for i in range(10)})
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "a"), target_flops_reduction=0.25,
-                                        **TINY))
-    assert res.summary["stopped"] == "target_flops_reduction" and res.summary["best_iteration"] == 3
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "b"), max_iterations=2, **TINY))
-    assert res.summary["stopped"] == "max_iterations" and res.summary["best_iteration"] == 2
+def test_target_flops_and_max_iterations_stop():
+    state, _ = _trajectory(Stops(StopRule("loss"), target_flops_reduction=0.25), {i: 50.0 for i in range(10)})
+    assert (state.stopped, state.best) == ("target_flops_reduction", 3)
+    state, _ = _trajectory(Stops(StopRule("loss"), max_iterations=2), {i: 50.0 for i in range(10)})
+    assert (state.stopped, state.best) == ("max_iterations", 2)
+
+
+def test_a_paper_stop_is_recorded_as_such_even_when_the_step_removed_nothing():
+    # val falls by 10 points and the MACs stay: the stop rule's reason wins over "no progress"
+    state, _ = _trajectory(Stops(StopRule("paper")), {0: 50.0, 1: 40.0}, macs={1: 1000})
+    assert (state.stopped, state.best) == ("paper", 0)
+    state, _ = _trajectory(Stops(StopRule("paper")), {0: 50.0, 1: 50.0}, macs={1: 1000})
+    assert (state.stopped, state.best) == ("no_progress", 1)
+
+
+def test_no_stop_rule_runs_to_the_target_speedup():
+    stops = Stops(None, target_speedup=1.5)
+    last = IterationRecord(iteration=1, phase="prune", test_loss=0, test_top1=0, macs=1, params=1, speedup_batch=1.48)
+    assert stops.before(2, last) == "target_speedup"  # within the 2 % tolerance of timing noise
+    assert stops.before(2, dataclasses.replace(last, speedup_batch=1.4)) is None
+    assert stops.before(2, dataclasses.replace(last, speedup_batch=None)) is None
 
 
 def test_search_needs_validation():
@@ -183,22 +186,6 @@ def test_search_commands_bad_input(args, words, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and words in err[0]
 
 
-def test_a_paper_stop_is_recorded_as_such_even_when_the_step_removed_nothing(tiny_folder, tmp_path, monkeypatch):
-    real = tt_loop._evaluate_and_measure
-
-    def fake_iteration(s, loop, it, macs0, epochs, iterations=None):  # val falls by 10 points, MACs unchanged
-        rec = {"iteration": it, "phase": "search", **real(s, macs0)[0], "val_top1": 40.0, "macs": macs0,
-               "flops_reduction": 0.0}
-        return (rec, {"scores": {}}, {"macs_before": macs0, "macs_after": macs0, "removed": {}, "remaining": {}},
-                _evaluated(40.0))
-
-    monkeypatch.setattr(tt_loop, "_iteration", fake_iteration)
-    monkeypatch.setattr(tt_loop, "final_scores",
-                        lambda s, m, fitted=None, **kw: ({"val_top1": 50.0, "test_top1": 1.0}, _evaluated(50.0)))
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), stop_rule="paper", tau=0.3, **TINY))
-    assert res.summary["stopped"] == "paper" and res.summary["best_iteration"] == 0
-
-
 def test_default_importance_is_taylor_and_beta_trains_alpha_first(tiny_folder, tmp_path):
     from transtailor.config import PruneConfig
     from transtailor.methods import prune
@@ -248,10 +235,14 @@ def test_each_time_field_has_one_meaning(tiny_folder, tmp_path):
     res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "s"), max_iterations=1, stop_rule="none",
                               **TINY))
     its, summary = res.iterations, res.summary
-    assert all(r["seconds_total"] > 0 for r in its)  # every iteration, the FT one too
-    assert its[0]["seconds_total"] == its[0]["seconds_finetune"]
-    phases = ("seconds_score", "seconds_alpha", "seconds_beta", "seconds_prune", "seconds_finetune", "seconds_eval")
-    assert its[1]["seconds_total"] == pytest.approx(sum(its[1].get(k, 0.0) for k in phases))
+    assert all(r.seconds_total > 0 for r in its)  # every iteration, the FT one too
+    assert its[0].seconds == {"finetune": its[0].seconds_total}
+    assert set(its[1].seconds) == {"score", "prune", "finetune", "eval"}  # the default importance, Taylor
+    # the run folder holds exactly the returned records
+    assert json.loads((res.run_dir / "iterations.json").read_text()) == [r.to_json() for r in its]
+    assert json.loads((res.run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary.to_json()))
+    saved = json.loads((res.run_dir / "iterations.json").read_text())[1]
+    assert saved["seconds_total"] == pytest.approx(sum(saved[f"seconds_{k}"] for k in its[1].seconds))
     # the method's own time over its iterations; the process's wall time also loads the data
-    assert summary["method_seconds"] == pytest.approx(sum(r["seconds_total"] for r in its))
-    assert summary["wall_seconds"] > summary["method_seconds"]
+    assert summary.method_seconds == pytest.approx(sum(r.seconds_total for r in its))
+    assert summary.wall_seconds > summary.method_seconds

@@ -10,7 +10,7 @@ from transtailor.config import SearchConfig
 from transtailor.data import build_data
 from transtailor.methods import search
 from transtailor.methods.stopping import StopRule
-from transtailor.models import create_model
+from transtailor.models import create_model, load_model
 from transtailor.models.heads import replace_head
 from transtailor.training import fit, make_sgd
 from transtailor.training.loop import predict
@@ -52,28 +52,32 @@ def test_predictions_are_saved_and_every_selection_can_be_recomputed_from_them(t
                               epoch_choice="loss", **TINY))
     metrics = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     for rec in res.iterations:
-        saved = Evaluated.from_json(json.loads((res.run_dir / f"iter_{rec['iteration']:03d}" /
+        saved = Evaluated.from_json(json.loads((res.run_dir / f"iter_{rec.iteration:03d}" /
                                                 "predictions.json").read_text()))
         # the recorded scores are the saved predictions' scores
-        assert saved.val.metrics()["top1"] == pytest.approx(rec["val_top1"])
-        assert saved.val.metrics()["loss"] == pytest.approx(rec["val_loss"], abs=1e-5)
-        assert saved.test.metrics()["top1"] == pytest.approx(rec["test_top1"])
+        assert saved.val.metrics()["top1"] == pytest.approx(rec.val_top1)
+        assert saved.val.metrics()["loss"] == pytest.approx(rec.val_loss, abs=1e-5)
+        assert saved.test.metrics()["top1"] == pytest.approx(rec.test_top1)
         # each epoch's logged val top-1 is its saved predictions', and the kept epoch is the lowest loss
-        epochs = {m["epoch"]: m for m in metrics if m.get("iteration") == rec["iteration"] and "epoch" in m
-                  and "val_top1" in m and m.get("phase") in ("ft", f"finetune{rec['iteration']}")}
+        epochs = {m["epoch"]: m for m in metrics if m.get("iteration") == rec.iteration and "epoch" in m
+                  and "val_top1" in m and m.get("phase") in ("ft", f"finetune{rec.iteration}")}
         assert set(epochs) == set(saved.val_epochs) == {1, 2}
         for e, p in saved.val_epochs.items():
             assert p.metrics()["top1"] == pytest.approx(epochs[e]["val_top1"])
         losses = {e: p.metrics()["loss"] for e, p in saved.val_epochs.items()}
-        assert saved.kept_epoch == rec["best_epoch"] == min(losses, key=losses.get)
+        assert saved.kept_epoch == rec.best_epoch == min(losses, key=losses.get)
     # the stop rule, replayed on the saved records, decides as a run with that rule would
     rule = StopRule("loss", loss_tolerance=0.0)
     its = res.iterations
-    replayed = next((k - 1 for k in range(1, len(its)) if rule.check(its[:k], its[k])["stop"]), len(its) - 1)
+    replayed = next((k - 1 for k in range(1, len(its)) if rule.check(its[:k], its[k]).stop), len(its) - 1)
     stopped = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "s"), max_iterations=2,
                                   stop_rule="loss", loss_tolerance=0.0, epoch_choice="loss", **TINY))
-    assert stopped.summary["best_iteration"] == replayed
-    assert [r["val_loss"] for r in stopped.iterations] == pytest.approx([r["val_loss"] for r in its[:len(stopped.iterations)]])
+    assert stopped.summary.best_iteration == replayed
+    assert [r.val_loss for r in stopped.iterations] == pytest.approx([r.val_loss for r in its[:len(stopped.iterations)]])
+    # the model returned is the replayed iteration's: its size, and the uncut run's model of that iteration
+    assert sum(p.numel() for p in stopped.model.parameters()) == its[replayed].params
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(stopped.model.eval()(x), load_model(res.run_dir / f"iter_{replayed:03d}" / "model.pt")(x))
 
 
 def test_a_small_validation_split_is_warned_about(tiny_folder, tmp_path, caplog):

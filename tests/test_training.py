@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -51,15 +53,17 @@ def test_same_seed_same_result_and_run_folder_contents(tiny_folder, tmp_path):
     a = finetune(_cfg(tiny_folder, tmp_path / "a", epochs=2, seed=3, latency=True))
     b = finetune(_cfg(tiny_folder, tmp_path / "b", epochs=2, seed=3))
     for k in ("val_top1", "test_top1", "test_loss"):
-        assert a.summary[k] == b.summary[k]
+        assert getattr(a.summary, k) == getattr(b.summary, k)
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     run = RunDir(tmp_path / "a")
     records = list(run.metrics())
     assert [r["phase"] for r in records] == ["ft_full", "ft_full", "ft_full_final"]
     assert run.read_config()["seed"] == 3 and run.read_config()["image_size"] == 32
+    saved = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert saved == a.summary.to_json()
     for key in ("val_top1", "test_top1", "macs", "params", "latency_ms_b1", "latency_ms_batch", "wall_seconds"):
-        assert key in a.summary
+        assert key in saved
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(load_model(tmp_path / "a")(x), a.model.eval()(x))
 
@@ -69,8 +73,8 @@ def test_with_epoch_choice_top1_the_best_validation_epoch_is_kept(tiny_folder, t
                         epoch_choice="top1"))
     history = [r for r in RunDir(tmp_path / "r").metrics() if r.get("epoch")]
     best = max(r["val_top1"] for r in history)
-    assert res.summary["best_epoch"] == next(r["epoch"] for r in history if r["val_top1"] == best)
-    assert res.summary["val_top1"] == pytest.approx(best)
+    assert res.summary.best_epoch == next(r["epoch"] for r in history if r["val_top1"] == best)
+    assert res.summary.val_top1 == pytest.approx(best)
 
 
 def test_a_diverging_loss_stops_with_a_clear_error(tiny_folder, tmp_path):

@@ -6,6 +6,7 @@ The typed public API::
     cfg = tt.FinetuneConfig(model="efficientnet_lite0", data="path/to/images", mode="full", out="runs/ft")
     result = tt.finetune(cfg)               # FT / FT-Full; writes the run folder
     best = tt.search(tt.SearchConfig(data="path/to/images", out="runs/tt"))   # the TransTailor search
+    best.summary.best.test_top1, best.iterations[-1].speedup_batch          # typed records (tt.IterationRecord)
     model = tt.load_model("runs/ft")        # the saved model, without pickled code
     speed = tt.benchmark(tt.BenchmarkConfig(model_path="runs/tt", latency_target="onnxruntime"))
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from .models.timing import Latency, TimingSetup, compare_latency
     from .models.zoo import wrap_module
     from .pruning.criteria import CRITERIA, Criterion, ScoreContext, Scores, register
+    from .records import FinetuneSummary, IterationRecord, RunState, SearchSummary, StopCheck
 
 #: where each public name lives. ``import transtailor`` loads none of them (nor torch), so the
 #: ``transtailor`` command can answer Ctrl-C, --help and bad flags before torch is imported.
@@ -52,6 +54,7 @@ _WHERE = {
     **dict.fromkeys(["Latency", "TimingSetup", "compare_latency"], ".models.timing"),
     "wrap_module": ".models.zoo",
     **dict.fromkeys(["CRITERIA", "Criterion", "ScoreContext", "Scores", "register"], ".pruning.criteria"),
+    **dict.fromkeys(["FinetuneSummary", "IterationRecord", "RunState", "SearchSummary", "StopCheck"], ".records"),
 }
 
 
@@ -77,6 +80,11 @@ __all__ = [
     "ScoreContext",
     "Scores",
     "register",
+    "FinetuneSummary",
+    "IterationRecord",
+    "RunState",
+    "SearchSummary",
+    "StopCheck",
     "BenchmarkConfig",
     "BenchmarkResult",
     "CommonConfig",

@@ -75,12 +75,6 @@ def _is_write_failure(message: str) -> bool:
     return "writ" in low or "inline_container" in low
 
 
-def record_seconds(record: dict[str, Any]) -> float:
-    """An iteration record's whole time, ``seconds_total`` (the FT for iteration 0); records written
-    before iteration 0 carried it have the same time as ``seconds_finetune``."""
-    return float(record.get("seconds_total", record.get("seconds_finetune", 0.0)))
-
-
 def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda fh: json.dump(data, fh, indent=2, default=_jsonable))
 

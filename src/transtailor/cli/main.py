@@ -18,6 +18,7 @@ from typing import Any, Callable, NoReturn, Sequence
 from ..config import (BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
                       SearchConfig, resolve)
 from ..errors import TransTailorError
+from ..records import FinetuneSummary, SearchSummary
 
 # torch is imported only once a command runs (inside main's try), so Ctrl-C during its import
 # is answered like any other interruption
@@ -226,11 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.modules["transtailor.distributed"].shutdown()
 
 
-def _print_summary(summary: dict[str, Any], run_dir: Any) -> None:
-    keys = ("method", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs", "params", "latency_target",
-            "latency_ms_b1", "latency_ms_batch", "speedup_b1", "speedup_batch",
+def _print_summary(summary: FinetuneSummary | SearchSummary, run_dir: Any) -> None:
+    """The headline fields of a run's summary as JSON."""
+    keys = ("method", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs",
+            "params", "latency_target", "latency_ms_b1", "latency_ms_batch", "speedup_b1", "speedup_batch",
             "wall_seconds", "skipped_files")
-    print(json.dumps({k: summary[k] for k in keys if k in summary} | {"run_dir": str(run_dir)}, indent=2))
+    data = summary.to_json()
+    print(json.dumps({k: data[k] for k in keys if k in data} | {"run_dir": str(run_dir)}, indent=2))
 
 
 def _version() -> str:

@@ -26,6 +26,7 @@ from ..models.measure import count_macs_params
 from ..models.serialize import load_bundle, resolve_model_path
 from ..models.timing import (Latency, TimingSetup, check_target, compare_latency, device_name, library_versions,
                              onnx_file_runner, resolve_target)
+from ..records import IterationRecord
 from ..runs import atomic_write, read_json
 from ..training import set_threads
 
@@ -85,7 +86,7 @@ def _entries(src: Path, cfg: BenchmarkConfig) -> list[Entry]:
     if src.is_dir() and (src / "iterations.json").is_file():
         entries = []
         for rec in read_json(src / "iterations.json"):
-            it = rec["iteration"]
+            it = IterationRecord.from_json(rec).iteration
             path = src / f"iter_{it:03d}" / "model.pt"
             if not path.is_file():
                 raise ConfigError(f"{path} is missing: the run is incomplete")
@@ -142,8 +143,8 @@ def _table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     for r in rows:
         body.append([r["name"], f"{r['macs'] / 1e6:.1f}" if "macs" in r else "-",
                      f"{100 * r['flops_reduction']:.1f}" if "flops_reduction" in r else "-",
-                     f"{r['latency_ms_b1']:.2f}", speedup_cell(r, "speedup_b1"),
-                     f"{r['latency_ms_batch']:.1f}", speedup_cell(r, "speedup_batch")])
+                     f"{r['latency_ms_b1']:.2f}", speedup_cell(r.get("speedup_b1"), r.get("speedup_b1_range")),
+                     f"{r['latency_ms_batch']:.1f}", speedup_cell(r.get("speedup_batch"), r.get("speedup_batch_range"))])
     head = (f"{facts['target']} on {facts['device']}, {facts['threads']} threads, median over "
             f"{facts['rounds']} interleaved rounds; speed-up against {facts['reference'] or '-'} [min-max]")
     return head + "\n\n" + markdown_table(header, body)

@@ -18,8 +18,6 @@ the next.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn as nn
 
@@ -27,11 +25,10 @@ from ..config import IterativeConfig
 from ..models.timing import TimingSetup, resolve_target
 from ..pruning import GateSite
 from ..pruning.cost import Cost, LatencyCost, LatencyTable, MacCost
+from ..records import IterationRecord
 
 #: ``--round-to`` when not given, per latency target (measured: README, "Speed for MACs")
 DEFAULT_ROUND_TO = {"cpu": 8, "onnxruntime": 8, "cuda": 8}
-#: a measured speed-up this close below ``--target-speedup`` counts as reached
-SPEEDUP_TOLERANCE = 0.02
 
 
 @dataclass
@@ -55,11 +52,6 @@ def step_share(cfg: IterativeConfig, flops_step: float | None) -> float | None:
     if cfg.cost == "latency":
         return cfg.latency_step if cfg.latency_step is not None else flops_step
     return flops_step
-
-
-def reached_speedup(last: dict[str, Any], target_speedup: float | None) -> bool:
-    return (target_speedup is not None and "speedup_batch" in last
-            and last["speedup_batch"] >= target_speedup * (1.0 - SPEEDUP_TOLERANCE))
 
 
 def macs_target(macs_now: float, macs0: float, step: float, target_reduction: float | None) -> int:
@@ -113,12 +105,12 @@ class Budget:
             self.table = LatencyTable(timing, cfg.latency_cache)
 
     def for_step(self, model: nn.Module, sites: list[GateSite], original: nn.Module | None,
-                 iterations: list[dict[str, Any]]) -> StepBudget:
+                 iterations: list[IterationRecord]) -> StepBudget:
         size = self.cfg.image_size
         assert size is not None
         if self.table is None:
             cost = MacCost(size)
-            macs0 = iterations[0]["macs"]
+            macs0 = iterations[0].macs
             return StepBudget(cost, macs_target(cost.total(model), macs0, self.step, self.target_reduction),
                               self.flops_aware)
         assert original is not None
@@ -128,7 +120,7 @@ class Budget:
         total0 = self._total0
         t_now = lat.total(model) / total0
         last = iterations[-1]
-        r_now = 1.0 / last["speedup_batch"] if "speedup_batch" in last else 1.0
+        r_now = 1.0 / last.speedup_batch if last.speedup_batch is not None else 1.0
         r_next = relative_time_target(r_now, self.step, self.target_speedup)
         t_next = table_target(t_now, r_now, r_next, fitted_slope(r_now, t_now), self.step)
         return StepBudget(lat, t_next * total0, True, knapsack=True)

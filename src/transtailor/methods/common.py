@@ -28,6 +28,7 @@ from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
+from ..records import FinetuneSummary, RunFacts
 from ..runs import MODEL_FILE, RunDir, write_json
 from ..training import resolve_device, seed_everything, set_threads
 from ..training.loop import FitResult, predict
@@ -246,32 +247,22 @@ def write_predictions(path: Path, evaluated: Evaluated) -> None:
         write_json(path, evaluated.to_json())
 
 
-def run_facts(s: Setup) -> dict[str, Any]:
+def run_facts(s: Setup) -> RunFacts:
     """What every summary records about the data and the machine."""
-    return {
-        "classes": s.data.num_classes,
-        "images": s.data.counts,
-        "skipped_files": len(s.data.skipped),
-        "skipped_examples": s.data.skipped[:20],
-        "device": str(s.device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-    }
+    return RunFacts(classes=s.data.num_classes, images=s.data.counts, skipped_files=len(s.data.skipped),
+                    skipped_examples=s.data.skipped[:20], device=str(s.device), threads=torch.get_num_threads(),
+                    torch=torch.__version__, machine=platform.machine())
 
 
-def finish(s: Setup, model: nn.Module, summary: dict[str, Any]) -> dict[str, Any]:
+def finish(s: Setup, model: nn.Module, method: str, fitted: FitResult, scores: dict[str, Any]) -> FinetuneSummary:
     """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
-    summary = {
-        **summary,
-        **measure(model, s.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
-                  rounds=s.cfg.latency_rounds),
-        **run_facts(s),
-        "wall_seconds": time.perf_counter() - s.started,
-    }
+    cost = measure(model, s.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
+                   rounds=s.cfg.latency_rounds)
+    summary = FinetuneSummary(method=method, best_epoch=fitted.best_epoch, train_seconds=fitted.seconds,
+                              **scores, **cost, facts=run_facts(s), wall_seconds=time.perf_counter() - s.started)
     meta = {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct,
-            "macs": summary["macs"], "params": summary["params"]}
+            "macs": summary.macs, "params": summary.params}
     save_model(s.run.file(MODEL_FILE), s.bundle, meta)
-    s.run.write_summary(summary)
+    s.run.write_summary(summary.to_json())
     barrier()  # the run folder is complete before any rank goes on
     return summary

@@ -34,6 +34,7 @@ from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
 from ..pruning.criteria import CRITERIA
+from ..records import FinetuneSummary, IterationRecord, Measured, SearchSummary
 from ..runs import read_json, write_json
 from .finetune import finetune
 from .iterative import RESUME_OVERRIDES, iterations_seconds
@@ -227,23 +228,27 @@ def _ensure_run(run_cfg: CommonConfig, label: str) -> None:
 
 
 def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int | None) -> dict[str, Any]:
-    """One table row: a run's summary, or one iteration of a pruning run (a budget passed on the way)."""
-    s = read_json(out / "summary.json")
-    its = read_json(out / "iterations.json") if (out / "iterations.json").is_file() else []
-    if iteration is not None:
-        s = its[iteration]
-    if its:  # the method's own time: up to the row's iteration, without the FT it starts from
+    """One table row: a run's summary, or one iteration of a pruning run (a budget passed on the way).
+
+    Wall time is the method's own: the iterations' up to the row's, without the FT it starts from, or a
+    fine-tuning's training and validation; neither counts the start-up (loading and decoding the data).
+    """
+    data = read_json(out / "summary.json")
+    curve: list[tuple[float, float]] = []
+    rec: Measured
+    if (out / "iterations.json").is_file():
+        its = [IterationRecord.from_json(r) for r in read_json(out / "iterations.json")]
         kept = its if iteration is None else its[: iteration + 1]
-        s = {**s, "wall_seconds": iterations_seconds(kept)}
-        curve = [(r["flops_reduction"], r["test_top1"]) for r in kept]
-    else:  # fine-tuning: its training and validation, not the start-up (data decoding) the pruning rows skip too
-        s = {**s, "wall_seconds": s.get("train_seconds", s.get("wall_seconds"))}
-        curve = []
+        rec = SearchSummary.from_json(data).best if iteration is None else its[iteration]
+        wall, reduction = iterations_seconds(kept), rec.flops_reduction
+        curve = [(r.flops_reduction, r.test_top1) for r in kept]
+    else:
+        rec = FinetuneSummary.from_json(data)
+        wall, reduction = rec.train_seconds, 0.0
     run = out.name if iteration is None else f"{out.name}/iter_{iteration:03d}"
-    return {"method": method, "budget": budget, "seed": seed, "run": run,
-            "flops_reduction": s.get("flops_reduction", 0.0), "params": s.get("params"), "macs": s.get("macs"),
-            "val_top1": s.get("val_top1"), "test_top1": s["test_top1"], "wall_seconds": s.get("wall_seconds"),
-            "speedup": s.get("speedup_batch"), "curve": curve}
+    return {"method": method, "budget": budget, "seed": seed, "run": run, "flops_reduction": reduction,
+            "params": rec.params, "macs": rec.macs, "val_top1": rec.val_top1, "test_top1": rec.test_top1,
+            "wall_seconds": wall, "speedup": rec.speedup_batch, "curve": curve}
 
 
 def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:

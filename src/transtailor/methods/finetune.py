@@ -16,6 +16,7 @@ import torch.nn as nn
 from ..config import FinetuneConfig
 from ..models.zoo import ModelBundle
 from ..pruning import find_gate_sites
+from ..records import FinetuneSummary
 from ..runs import PREDICTIONS_FILE
 from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
 from ..training.loop import Criterion
@@ -28,7 +29,7 @@ log = logging.getLogger("transtailor")
 @dataclass
 class FinetuneResult:
     bundle: ModelBundle
-    summary: dict[str, Any]
+    summary: FinetuneSummary
     run_dir: Path
 
     @property
@@ -100,8 +101,8 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
     scores, evaluated = final_scores(s, s.bundle.model, fitted)
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
     write_predictions(s.run.file(PREDICTIONS_FILE), evaluated)
-    summary = finish(s, s.bundle.model, {"method": phase, **fitted.record(), **scores})
+    summary = finish(s, s.bundle.model, phase, fitted, scores)
     log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,
-             f"{summary['val_top1']:.2f}%" if "val_top1" in summary else "-", summary["test_top1"],
-             summary["macs"] / 1e6, s.run.path)
+             f"{summary.val_top1:.2f}%" if summary.val_top1 is not None else "-", summary.test_top1,
+             summary.macs / 1e6, s.run.path)
     return FinetuneResult(s.bundle, summary, s.run.path)

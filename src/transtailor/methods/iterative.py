@@ -38,16 +38,17 @@ from ..pruning import GateSite, find_gate_sites
 from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
 from ..pruning.pruner import prune_to_budget
 from ..pruning.importance_ft import attach_importance
-from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, record_seconds, write_json
+from ..records import IterationRecord, RunState, SearchSummary
+from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
-from .budget import Budget, reached_speedup
+from .budget import Budget
 from .common import (Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup,
                      write_predictions)
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
-from .stopping import StopRule
+from .stopping import StopRule, Stops
 
 log = logging.getLogger("transtailor")
 
@@ -76,8 +77,8 @@ class Plan:
 @dataclass
 class SearchResult:
     bundle: ModelBundle
-    summary: dict[str, Any]
-    iterations: list[dict[str, Any]]
+    summary: SearchSummary
+    iterations: list[IterationRecord]
     run_dir: Path
 
     @property
@@ -109,15 +110,19 @@ class _Loop:
     original: nn.Module | None  # the FT model: the reference of every measured speed-up
 
 
-def _evaluate_and_measure(s: Setup[IterativeConfig], macs0: int | None, fitted: FitResult | None = None,
-                          timing: TimingSetup | None = None, original: nn.Module | None = None,
-                          reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
-    """Val and test top-1 (``fitted``'s kept epoch with ``reuse_val``), MACs, params, latency and,
-    against ``original``, the measured speed-up; and the predictions behind the scores."""
-    rec, evaluated = final_scores(s, s.bundle.model, fitted, reuse_val=reuse_val)
+def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0: int | None,
+                          fitted: FitResult | None = None, timing: TimingSetup | None = None,
+                          original: nn.Module | None = None, reuse_val: bool = True
+                          ) -> tuple[IterationRecord, Evaluated]:
+    """The record of iteration ``it``: val and test scores (``fitted``'s kept epoch with ``reuse_val``),
+    MACs, params, latency and, against ``original``, the measured speed-up; and the predictions
+    behind the scores."""
+    scores, evaluated = final_scores(s, s.bundle.model, fitted, reuse_val=reuse_val)
     cost = measure(s.bundle.model, s.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
-    rec.update(cost)
-    rec["flops_reduction"] = 1.0 - cost["macs"] / (macs0 or cost["macs"])
+    rec = IterationRecord(iteration=it, phase=phase, **scores, **cost,
+                          flops_reduction=1.0 - cost["macs"] / (macs0 or cost["macs"]))
+    if fitted is not None:
+        rec.best_epoch, rec.train_seconds = fitted.best_epoch, fitted.seconds
     return rec, evaluated
 
 
@@ -141,9 +146,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     state = _load_state(run) if restoring else None
     if state is not None:
-        _restore_model(s, state["completed"])
+        _restore_model(s, state.completed)
         original = load_bundle(iteration_dir(run, 0) / MODEL_FILE).model.to(s.device) if timing else None
-        iterations = _committed_iterations(run, state["completed"])
+        iterations = _committed_iterations(run, state.completed)
     else:
         run.reset_metrics()
         _seed_iteration(s, 0)
@@ -151,87 +156,60 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         # with --from-ft, prepare() has loaded the FT model
         fitted = None if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
         seconds = time.perf_counter() - t0
-        rec = {"iteration": 0, "phase": "ft", "seconds_finetune": seconds, "seconds_total": seconds,
-               **(fitted.record() if fitted is not None else {"from_ft": str(cfg.from_ft)})}
-        scores, evaluated = _evaluate_and_measure(s, None, fitted, timing)
-        rec.update(scores)
+        rec, evaluated = _evaluate_and_measure(s, 0, "ft", None, fitted, timing)
+        rec.seconds["finetune"] = seconds
+        if fitted is None:
+            rec.from_ft = str(cfg.from_ft)
         original = copy.deepcopy(s.bundle.model) if timing else None
-        macs0 = rec["macs"]
-        rec["best"] = True
-        state = {"completed": 0, "best": 0, "macs_original": macs0, "stopped": None}
+        state = RunState(completed=0, best=0, macs_original=rec.macs)
         iterations = [rec]
         _commit_iteration(s, 0, rec, None, None, evaluated, state, iterations)
         _log_iteration(rec)
-    macs0 = state["macs_original"]
+    macs0 = state.macs_original
     loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing, s.device),
                  timing, original)
+    stops = Stops(plan.stop, plan.target, plan.target_speedup, plan.max_iterations)
 
-    it = state["completed"]
-    while state["stopped"] is None:
+    it = state.completed
+    while state.stopped is None:
         it += 1
-        last = iterations[-1]
-        if plan.target is not None and last["flops_reduction"] >= plan.target - 1e-9:
-            state["stopped"] = "target_flops_reduction"
-            break
-        if reached_speedup(last, plan.target_speedup):
-            state["stopped"] = "target_speedup"
-            break
-        if it > plan.max_iterations:
-            state["stopped"] = "max_iterations"
+        state.stopped = stops.before(it, iterations[-1])
+        if state.stopped is not None:
             break
         _seed_iteration(s, it)
         rec, saved, pruning, evaluated = _iteration(s, loop, it, macs0, ift_epochs, iterations)
-        rec["best"] = True
-        if plan.stop is not None and plan.stop.active:
-            rec["stop_check"] = check = plan.stop.check(iterations, rec)
-            rec["best"] = not check["stop"]
-            if check["stop"]:
-                state["stopped"] = plan.stop.name
-                log.info("iteration %d: %s: stopping", it, plan.stop.describe(check))
-        if rec["best"]:
-            state["best"] = it
-        state["completed"] = it
-        iterations.append(rec)
+        stops.record(state, iterations, rec)
         _commit_iteration(s, it, rec, saved, pruning, evaluated, state, iterations)
         _log_iteration(rec)
-        if state["stopped"] is None and rec["macs"] >= last["macs"]:
-            state["stopped"] = "no_progress"
-    write_json(run.file(STATE_FILE), state)
-    best = load_bundle(iteration_dir(run, state["best"]) / MODEL_FILE)
+    write_json(run.file(STATE_FILE), state.to_json())
+    best = load_bundle(iteration_dir(run, state.best) / MODEL_FILE)
     best_dir = run.path / "best"
     atomic_write(best_dir / MODEL_FILE,
-                 lambda fh: fh.write((iteration_dir(run, state["best"]) / MODEL_FILE).read_bytes()), binary=True)
-    best_rec = iterations[state["best"]]
-    summary = {
-        "method": plan.method,
-        "best_iteration": state["best"],
-        "stopped": state["stopped"],
-        "iterations": len(iterations) - 1,
-        "macs_original": macs0,
-        **{k: v for k, v in best_rec.items() if k not in ("iteration", "phase", "best")},
-        **run_facts(s),
-        # the method's own time, summed over every iteration (across resumes), and this process's
-        "method_seconds": iterations_seconds(iterations),
-        "wall_seconds": time.perf_counter() - s.started,
-    }
-    run.write_summary(summary)
+                 lambda fh: fh.write((iteration_dir(run, state.best) / MODEL_FILE).read_bytes()), binary=True)
+    best_rec = iterations[state.best]
+    summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
+                            iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
+                            method_seconds=iterations_seconds(iterations),
+                            wall_seconds=time.perf_counter() - s.started)
+    run.write_summary(summary.to_json())
     if is_main():
         _plots(run)
     barrier()
-    log.info("%s done: best sub-model is iteration %d (val top-1 %.2f%%, test top-1 %.2f%%, %.1f%% fewer "
-             "FLOPs), stopped by %s -> %s", command, state["best"], best_rec.get("val_top1", float("nan")),
-             best_rec["test_top1"], 100 * best_rec["flops_reduction"], state["stopped"], best_dir)
+    log.info("%s done: best sub-model is iteration %d (val top-1 %s, test top-1 %.2f%%, %.1f%% fewer "
+             "FLOPs), stopped by %s -> %s", command, state.best,
+             "-" if best_rec.val_top1 is None else f"{best_rec.val_top1:.2f}%", best_rec.test_top1,
+             100 * best_rec.flops_reduction, state.stopped, best_dir)
     best.model.to(s.device)
     return SearchResult(best, summary, iterations, run.path)
 
 
-def iterations_seconds(iterations: list[dict[str, Any]]) -> float:
+def iterations_seconds(iterations: list[IterationRecord]) -> float:
     """Wall time of the given iterations' phases (FT for iteration 0)."""
-    return sum(record_seconds(r) for r in iterations)
+    return sum(r.seconds_total for r in iterations)
 
 
 def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
-               iterations: list[dict[str, Any]]) -> tuple[dict[str, Any], dict, dict, Evaluated]:
+               iterations: list[IterationRecord]) -> tuple[IterationRecord, dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
     teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
     sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
@@ -243,7 +221,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         record, fitted = soft_prune_phase(s, it, sites, int(budget.target), ift_epochs,
                                           score=lambda: _score(s, plan, it, sites).scores)
         reuse_val = False  # scored before the filters were removed
-        times = {"seconds_finetune": time.perf_counter() - t}
+        times = {"finetune": time.perf_counter() - t}
         scored = Scores(scores={})
     else:
         scored = _score(s, plan, it, sites)
@@ -253,7 +231,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
                                        s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
                                        max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
                                        knapsack=budget.knapsack)
-        times["seconds_prune"] = time.perf_counter() - t + seconds_budget
+        times["prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept, plan.importance_ft)
         try:
@@ -263,15 +241,12 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
             attached.finish(model)
         finally:
             attached.remove_hooks()  # process-wide: never left behind by a failed phase
-        times["seconds_finetune"] = time.perf_counter() - t
+        times["finetune"] = time.perf_counter() - t
     t = time.perf_counter()
-    rec: dict[str, Any] = {"iteration": it, "phase": plan.method, **fitted.record()}
-    scores, evaluated = _evaluate_and_measure(s, macs0, fitted, loop.timing, loop.original, reuse_val)
-    rec.update(scores)
-    times["seconds_eval"] = time.perf_counter() - t
-    rec.update(times)
-    rec["seconds_total"] = sum(times.values())
-    rec["filters_removed"] = sum(record.removed.values())
+    rec, evaluated = _evaluate_and_measure(s, it, plan.method, macs0, fitted, loop.timing, loop.original, reuse_val)
+    times["eval"] = time.perf_counter() - t
+    rec.seconds = times
+    rec.filters_removed = sum(record.removed.values())
     pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
                "remaining": record.remaining, "removed_channels": record.removed_channels,
                "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
@@ -285,7 +260,7 @@ def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]
                        log=lambda rec: s.run.log_metrics({"iteration": it, **rec}))
     t = time.perf_counter()
     scored = plan.criterion(ctx)
-    seconds = scored.seconds or {"seconds_score": time.perf_counter() - t}
+    seconds = scored.seconds or {"score": time.perf_counter() - t}
     scores = per_layer(scored.scores) if plan.scope == "layer" else scored.scores
     return Scores(scores, scored.saved, seconds)
 
@@ -304,34 +279,34 @@ def _distiller(s: Setup[IterativeConfig], previous: nn.Module | None) -> Distill
     return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
 
 
-def _commit_iteration(s: Setup[IterativeConfig], it: int, rec: dict[str, Any], saved: dict | None, pruning: dict | None,
-                      evaluated: Evaluated, state: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
+def _commit_iteration(s: Setup[IterativeConfig], it: int, rec: IterationRecord, saved: dict | None,
+                      pruning: dict | None, evaluated: Evaluated, state: RunState,
+                      iterations: list[IterationRecord]) -> None:
     """Write the iteration's files, then the list, then the state: ``state.json`` is the commit.
 
     A kill between any two writes leaves the state of the last committed iteration; resume trusts
     only that (:func:`_committed_iterations`) and redoes what came after.
     """
     folder = iteration_dir(s.run, it)
-    save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec["macs"], "params": rec["params"]}))
+    save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec.macs, "params": rec.params}))
     if is_main():  # verified on resume: a file cut short or changed later is not trusted
-        state.setdefault("checksums", {})[f"{folder.name}/{MODEL_FILE}"] = _sha256(folder / MODEL_FILE)
+        state.checksums[f"{folder.name}/{MODEL_FILE}"] = _sha256(folder / MODEL_FILE)
     if saved is not None:
         atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
     if pruning is not None:
         write_json(folder / "pruning.json", pruning)
     write_predictions(folder / PREDICTIONS_FILE, evaluated)
-    write_json(folder / "metrics.json", rec)
-    s.run.log_metrics({"phase": "iteration", **rec})
-    write_json(s.run.file(ITERATIONS_FILE), iterations)
-    write_json(s.run.file(STATE_FILE), state)
+    write_json(folder / "metrics.json", rec.to_json())
+    s.run.log_metrics({"phase": "iteration", **rec.to_json()})
+    write_json(s.run.file(ITERATIONS_FILE), [r.to_json() for r in iterations])
+    write_json(s.run.file(STATE_FILE), state.to_json())
     barrier()  # other ranks read these files back
 
 
-def _log_iteration(rec: dict[str, Any]) -> None:
+def _log_iteration(rec: IterationRecord) -> None:
     log.info("iteration %d: val top-1 %s, test top-1 %.2f%%, %.1f M MACs (%.1f%% fewer), %.2f M params%s",
-             rec["iteration"], f"{rec['val_top1']:.2f}%" if "val_top1" in rec else "-", rec["test_top1"],
-             rec["macs"] / 1e6, 100 * rec["flops_reduction"], rec["params"] / 1e6,
-             "" if rec.get("best") else " (not kept)")
+             rec.iteration, "-" if rec.val_top1 is None else f"{rec.val_top1:.2f}%", rec.test_top1,
+             rec.macs / 1e6, 100 * rec.flops_reduction, rec.params / 1e6, "" if rec.best else " (not kept)")
 
 
 # options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
@@ -392,14 +367,16 @@ def _same(a: Any, b: Any) -> bool:
     return False
 
 
-def _load_state(run: RunDir) -> dict[str, Any]:
+def _load_state(run: RunDir) -> RunState:
     """The saved state of a resumed run, with any iteration after its last complete one cleared away."""
-    state = read_json(run.file(STATE_FILE))
-    if not (isinstance(state, dict) and isinstance(state.get("completed"), int) and isinstance(state.get("best"), int)
-            and "macs_original" in state and "stopped" in state):
-        raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new --out")
-    done = state["completed"]
-    for name, digest in state.get("checksums", {}).items():
+    data = read_json(run.file(STATE_FILE))  # a truncated or missing file says so itself
+    try:
+        state = RunState.from_json(data)
+    except RunFileError:
+        raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new "
+                           "--out") from None
+    done = state.completed
+    for name, digest in state.checksums.items():
         it = int(name.split("/")[0].split("_")[1])
         if it <= done and (not run.file(name).is_file() or _sha256(run.file(name)) != digest):
             raise RunFileError(f"{run.file(name)} is missing or changed since iteration {it} was committed (its "
@@ -416,7 +393,7 @@ def _load_state(run: RunDir) -> dict[str, Any]:
     return state
 
 
-def _committed_iterations(run: RunDir, completed: int) -> list[dict[str, Any]]:
+def _committed_iterations(run: RunDir, completed: int) -> list[IterationRecord]:
     """Iterations 0..``completed`` from their own ``metrics.json``, and ``iterations.json`` rewritten to them.
 
     ``iterations.json`` may hold an iteration that was written before a kill but never committed.
@@ -425,15 +402,15 @@ def _committed_iterations(run: RunDir, completed: int) -> list[dict[str, Any]]:
     for it in range(completed + 1):
         path = iteration_dir(run, it) / "metrics.json"
         try:
-            rec = read_json(path)
-            if not isinstance(rec, dict) or rec.get("iteration") != it:
+            rec = IterationRecord.from_json(read_json(path))
+            if rec.iteration != it:
                 raise ValueError("not this iteration's record")
         except (RunFileError, ValueError):
             raise ConfigError(f"--resume {run.path}: iteration {it} is committed but {path} cannot be read; "
                               "start the run again with a new --out") from None
         out.append(rec)
     if is_main():
-        write_json(run.file(ITERATIONS_FILE), out)
+        write_json(run.file(ITERATIONS_FILE), [r.to_json() for r in out])
     return out
 
 

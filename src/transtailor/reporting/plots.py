@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..records import IterationRecord
 from ..runs import read_json
-from .tables import load_iterations
+from .tables import load_iterations, load_state
 
 
 def draw_search_plots(run_dir: str | Path) -> list[Path]:
@@ -18,15 +19,17 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
 
     run = Path(run_dir)
     rows = load_iterations(run)
-    state = read_json(run / "state.json")
-    red = [100 * r["flops_reduction"] for r in rows]
+    state = load_state(run)
+    red = [100 * r.flops_reduction for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(red, [r["val_top1"] for r in rows], "o-", label="validation")
-    ax.plot(red, [r["test_top1"] for r in rows], "s--", label="test")
+    val = [r.val_top1 for r in rows if r.val_top1 is not None]
+    if len(val) == len(rows):
+        ax.plot(red, val, "o-", label="validation")
+    ax.plot(red, [r.test_top1 for r in rows], "s--", label="test")
     for r, x in zip(rows, red):
-        ax.annotate(str(r["iteration"]), (x, r["test_top1"]), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    best = rows[state["best"]]
-    ax.axvline(100 * best["flops_reduction"], color="grey", lw=0.8, ls=":", label=f"best (iteration {state['best']})")
+        ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    best = rows[state.best]
+    ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"best (iteration {state.best})")
     ax.set_xlabel("FLOPs reduction (%)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("TransTailor search")
@@ -36,13 +39,13 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     out = [run / "accuracy_vs_flops.png"]
     fig.savefig(out[0], dpi=120)
     plt.close(fig)
-    latency = _accuracy_vs_latency(plt, run, rows, state["best"])
+    latency = _accuracy_vs_latency(plt, run, rows, state.best)
     if latency is not None:
         out.append(latency)
 
     removed: dict[str, int] = {}
     original: dict[str, int] = {}
-    for it in range(1, state["best"] + 1):
+    for it in range(1, state.best + 1):
         rec = read_json(run / f"iter_{it:03d}" / "pruning.json")
         for name, n in rec["removed"].items():
             removed[name] = removed.get(name, 0) + n
@@ -54,7 +57,7 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
         ax.bar(range(len(names)), fracs, color="tab:red")
         ax.set_xlabel("conv layer (network order)")
         ax.set_ylabel("filters removed (%)")
-        ax.set_title(f"Pruned filters per layer, best sub-model (iteration {state['best']})")
+        ax.set_title(f"Pruned filters per layer, best sub-model (iteration {state.best})")
         step = max(1, len(names) // 20)
         ax.set_xticks(range(0, len(names), step))
         ax.set_xticklabels([names[i] for i in range(0, len(names), step)], rotation=90, fontsize=6)
@@ -66,25 +69,25 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     return out
 
 
-def _accuracy_vs_latency(plt, run: Path, rows: list[dict], best: int) -> Path | None:
+def _accuracy_vs_latency(plt, run: Path, rows: list[IterationRecord], best: int) -> Path | None:
     """Top-1 against the measured speed-up at the latency batch (with its range over rounds)."""
-    if not any("speedup_batch" in r for r in rows[1:]):
+    if not any(r.speedup_batch is not None for r in rows[1:]):
         return None
-    pts = [(r, r.get("speedup_batch", 1.0), r.get("speedup_batch_range", [1.0, 1.0])) for r in rows
-           if "speedup_batch" in r or r["iteration"] == 0]
+    pts = [(r, r.speedup_batch or 1.0, r.speedup_batch_range or [1.0, 1.0]) for r in rows
+           if r.speedup_batch is not None or r.iteration == 0]
     xs = [p[1] for p in pts]
     err = [[x - p[2][0] for x, p in zip(xs, pts)], [p[2][1] - x for x, p in zip(xs, pts)]]
     fig, ax = plt.subplots(figsize=(6, 4))
-    if all("val_top1" in p[0] for p in pts):
-        ax.errorbar(xs, [p[0]["val_top1"] for p in pts], xerr=err, fmt="o-", capsize=3, label="validation")
-    ax.errorbar(xs, [p[0]["test_top1"] for p in pts], xerr=err, fmt="s--", capsize=3, label="test")
+    if all(p[0].val_top1 is not None for p in pts):
+        ax.errorbar(xs, [p[0].val_top1 for p in pts], xerr=err, fmt="o-", capsize=3, label="validation")
+    ax.errorbar(xs, [p[0].test_top1 for p in pts], xerr=err, fmt="s--", capsize=3, label="test")
     for (r, x, _) in pts:
-        ax.annotate(str(r["iteration"]), (x, r["test_top1"]), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    best_x = next((x for (r, x, _) in pts if r["iteration"] == best), None)
+        ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    best_x = next((x for (r, x, _) in pts if r.iteration == best), None)
     if best_x is not None:
         ax.axvline(best_x, color="grey", lw=0.8, ls=":", label=f"best (iteration {best})")
     first = rows[0]
-    ax.set_xlabel(f"measured speed-up ({first.get('latency_target', 'cpu')}, batch {first.get('latency_batch', '?')}; "
+    ax.set_xlabel(f"measured speed-up ({first.latency_target or 'cpu'}, batch {first.latency_batch or '?'}; "
                   "bars: min-max over rounds)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Accuracy against measured speed-up")

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..runs import read_json, record_seconds
+from ..records import IterationRecord, RunState
+from ..runs import read_json
 
 COLUMNS: list[tuple[Any, ...]] = [
     ("iter", "iteration", "{:d}"),
@@ -25,17 +26,21 @@ COLUMNS: list[tuple[Any, ...]] = [
 ]
 
 
-def load_iterations(run_dir: str | Path) -> list[dict]:
+def load_iterations(run_dir: str | Path) -> list[IterationRecord]:
     path = Path(run_dir) / "iterations.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} holds no iterations.json: is it a `transtailor search` run folder?")
-    return read_json(path)
+    return [IterationRecord.from_json(r) for r in read_json(path)]
+
+
+def load_state(run_dir: str | Path) -> RunState:
+    return RunState.from_json(read_json(Path(run_dir) / "state.json"))
 
 
 def iteration_table(run_dir: str | Path) -> str:
     """The per-iteration table; the kept best sub-model is marked with ``*``."""
     rows = load_iterations(run_dir)
-    state = read_json(Path(run_dir) / "state.json")
+    state = load_state(run_dir)
     header = [c[0] for c in COLUMNS] + ["best"]
     body = []
     for r in rows:
@@ -43,25 +48,23 @@ def iteration_table(run_dir: str | Path) -> str:
         for col in COLUMNS:
             key, fmt = col[1], col[2]
             scale = col[3] if len(col) > 3 else None
-            v = record_seconds(r) if key == "seconds_total" else r.get(key)
-            if key == "latency_ms_batch" and v is None:  # runs made before --latency-batch
-                v = r.get("latency_ms_b32")
+            v = getattr(r, key)
             if key.startswith("speedup_"):
-                cells.append(speedup_cell(r, key))
+                cells.append(record_speedup(r, key))
             elif v is None:
                 cells.append("-")
             else:
                 cells.append(fmt.format(v * scale if scale else v))
-        cells.append("*" if r["iteration"] == state["best"] else "")
+        cells.append("*" if r.iteration == state.best else "")
         body.append(cells)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
-    lines.append(f"stopped by: {state.get('stopped')}; best sub-model: iteration {state['best']}")
-    first = rows[0] if rows else {}
-    if "latency_target" in first:
-        lines.append(f"latency: {first['latency_target']}, batch 1 and {first.get('latency_batch')}, "
-                     f"{first.get('latency_threads')} threads; speed-up = median over interleaved rounds "
+    lines.append(f"stopped by: {state.stopped}; best sub-model: iteration {state.best}")
+    first = rows[0] if rows else None
+    if first is not None and first.latency_target is not None:
+        lines.append(f"latency: {first.latency_target}, batch 1 and {first.latency_batch}, "
+                     f"{first.latency_threads} threads; speed-up = median over interleaved rounds "
                      "against iteration 0 [min-max]")
     return "\n".join(lines)
 
@@ -87,18 +90,18 @@ def search_table(run_dir: str | Path) -> str:
     """What a search ends with: FT and each sub-model at a glance, which one is returned and why the
     search stopped."""
     rows = load_iterations(run_dir)
-    state = read_json(Path(run_dir) / "state.json")
-    best, stopped = state["best"], state.get("stopped")
+    state = load_state(run_dir)
+    best, stopped = state.best, state.stopped
     header = [c[0] for c in SEARCH_COLUMNS] + ["speed-up", ""]
     body = []
     for r in rows:
-        cells = ["-" if r.get(key) is None else fmt.format(r[key] * scale[0] if scale else r[key])
+        cells = ["-" if getattr(r, key) is None else fmt.format(getattr(r, key) * scale[0] if scale else getattr(r, key))
                  for _, key, fmt, *scale in SEARCH_COLUMNS]
-        cells.append(speedup_cell(r, "speedup_batch"))
-        mark = "FT" if r["iteration"] == 0 else ""
-        if r["iteration"] == best:
+        cells.append(record_speedup(r, "speedup_batch"))
+        mark = "FT" if r.iteration == 0 else ""
+        if r.iteration == best:
             mark = (mark + ", returned").lstrip(", ")
-        elif not r.get("best", True):
+        elif not r.best:
             mark = "not kept: stopped here"
         cells.append(mark)
         body.append(cells)
@@ -106,35 +109,42 @@ def search_table(run_dir: str | Path) -> str:
     lines = ["  ".join(c.rjust(w) if i < len(header) - 1 else c for i, (c, w) in enumerate(zip(b, widths))).rstrip()
              for b in [header, *body]]
     b, ft = rows[best], rows[0]
-    lines.append(f"returned: iteration {best}, {100 * b['flops_reduction']:.1f} % fewer MACs, test top-1 "
-                 f"{b['test_top1']:.2f} % (FT {ft['test_top1']:.2f} %)"
-                 + (f", {b['speedup_batch']:.2f}x faster at batch {b.get('latency_batch')} on "
-                    f"{b.get('latency_target')}" if "speedup_batch" in b else ""))
+    lines.append(f"returned: iteration {best}, {100 * b.flops_reduction:.1f} % fewer MACs, test top-1 "
+                 f"{b.test_top1:.2f} % (FT {ft.test_top1:.2f} %)"
+                 + (f", {b.speedup_batch:.2f}x faster at batch {b.latency_batch} on "
+                    f"{b.latency_target}" if b.speedup_batch is not None else ""))
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
     return "\n".join(lines)
 
 
-def stop_reason(rows: list[dict], stopped: str | None) -> str:
+def stop_reason(rows: list[IterationRecord], stopped: str | None) -> str:
     """Why a search stopped, in words."""
-    last = rows[-1] if rows else {}
-    check = last.get("stop_check") or {}
-    if stopped == "loss" and "value" in check:
-        return (f"iteration {last['iteration']}'s val loss {check['value']:.4f} rose past the limit "
-                f"{check['limit']:.4f} (the lowest so far plus --loss-tolerance)")
-    if stopped == "paper" and "value" in check:
-        return (f"iteration {last['iteration']}'s val top-1 fell {check['value']:.2f} points below the last kept "
-                f"sub-model's (more than --tau {check['limit']:g})")
+    last = rows[-1] if rows else None
+    check = last.stop_check if last is not None else None
+    if last is not None and check is not None and check.value is not None and check.limit is not None:
+        if stopped == "loss":
+            return (f"iteration {last.iteration}'s val loss {check.value:.4f} rose past the limit "
+                    f"{check.limit:.4f} (the lowest so far plus --loss-tolerance)")
+        if stopped == "paper":
+            return (f"iteration {last.iteration}'s val top-1 fell {check.value:.2f} points below the last kept "
+                    f"sub-model's (more than --tau {check.limit:g})")
     if stopped == "tau":  # runs made before --stop-rule
         return "val top-1 fell more than --tau below the best sub-model"
     return STOP_REASONS.get(stopped or "", str(stopped))
 
 
-def speedup_cell(r: dict, key: str) -> str:
-    """``1.23x [1.10-1.31]``: the median speed-up and its range over rounds; ``1.00x`` for iteration 0."""
-    if key not in r:
-        return "1.00x" if r.get("iteration") == 0 and "latency_target" in r else "-"
-    lo, hi = r.get(f"{key}_range", [r[key], r[key]])
-    return f"{r[key]:.2f}x [{lo:.2f}-{hi:.2f}]"
+def speedup_cell(value: float | None, span: list[float] | None = None, reference: bool = False) -> str:
+    """``1.23x [1.10-1.31]``: the median speed-up and its range over rounds; ``1.00x`` for the reference
+    model, ``-`` where nothing was measured."""
+    if value is None:
+        return "1.00x" if reference else "-"
+    lo, hi = span or [value, value]
+    return f"{value:.2f}x [{lo:.2f}-{hi:.2f}]"
+
+
+def record_speedup(r: IterationRecord, key: str) -> str:
+    """:func:`speedup_cell` of an iteration's ``speedup_b1`` or ``speedup_batch``; iteration 0 is the reference."""
+    return speedup_cell(getattr(r, key), getattr(r, f"{key}_range"), r.iteration == 0 and r.latency_target is not None)
 
 
 def mean_std(values: list[float]) -> str:

@@ -49,10 +49,6 @@ class FitResult:
         """The kept epoch's validation predictions (the restored model's)."""
         return self.val_predictions.get(self.best_epoch)
 
-    def record(self) -> dict[str, Any]:
-        """What an iteration's or a run's record keeps of the phase."""
-        return {"best_epoch": self.best_epoch, "train_seconds": self.seconds}
-
 
 #: how :func:`fit` picks the epoch it keeps: the best validation top-1 (the first of equals), the
 #: lowest validation loss, or the last epoch (no selection on the validation images)

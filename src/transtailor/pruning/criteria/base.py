@@ -48,7 +48,9 @@ class ScoreContext:
 
 @dataclass
 class Scores:
-    """One score per channel of every gate site, what to save beside them, and seconds per phase."""
+    """One score per channel of every gate site, what to save beside them, and seconds per phase by
+    name (e.g. ``{"alpha": ..., "beta": ...}``, recorded as ``seconds_alpha``...; empty: the whole call
+    is recorded as ``seconds_score``)."""
 
     scores: dict[str, torch.Tensor]
     saved: dict[str, Any] = field(default_factory=dict)

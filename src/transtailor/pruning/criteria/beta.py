@@ -44,8 +44,8 @@ class Beta(Criterion):
         t = time.perf_counter()
         alpha = train_alpha(ctx.model, ctx.sites, ctx.loader, ctx.device, epochs=opts.alpha_epochs,
                             lr=opts.alpha_lr, init=opts.alpha_init, seed=ctx.seed, on_epoch=ctx.log)
-        seconds = {"seconds_alpha": time.perf_counter() - t}
+        seconds = {"alpha": time.perf_counter() - t}
         t = time.perf_counter()
         beta = compute_beta(ctx.model, alpha, ctx.loader, ctx.device, opts.beta)
-        seconds["seconds_beta"] = time.perf_counter() - t
+        seconds["beta"] = time.perf_counter() - t
         return Scores(beta, saved={"alpha": alpha.detached_values()}, seconds=seconds)

@@ -1,0 +1,250 @@
+"""Typed records of a run folder: an iteration's record, the stop rule's check, the loop's state and
+the run summaries.
+
+Each is a dataclass with one meaning per field. :meth:`to_json` writes the JSON the run folder has
+always held (``iterations.json``, ``iter_NNN/metrics.json``, ``state.json``, ``summary.json``) and
+:meth:`from_json` reads it back, files written by earlier versions included: keys a record does not
+know are kept in ``extra`` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import RunFileError
+
+R = TypeVar("R")
+
+#: the fields of :class:`Measured` written under the keys of the same name, in this order
+_MEASURED = ("val_loss", "val_top1", "val_top5", "test_loss", "test_top1", "test_top5", "macs", "params",
+             "latency_target", "latency_batch", "latency_threads", "latency_ms_b1", "latency_ms_batch",
+             "speedup_b1", "speedup_b1_range", "speedup_batch", "speedup_batch_range")
+
+
+def _present(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``obj``'s fields among ``names`` that are set (not None), by name."""
+    return {n: getattr(obj, n) for n in names if getattr(obj, n) is not None}
+
+
+def _known(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``data`` split into the keys that are ``cls``'s fields and the rest."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return ({k: v for k, v in data.items() if k in names}, {k: v for k, v in data.items() if k not in names})
+
+
+def _mapping(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise RunFileError(f"{what} is not a record TransTailor wrote (not a JSON object)")
+    return data
+
+
+@dataclass
+class StopCheck:
+    """The stop rule's verdict on one sub-model: ``value`` against ``limit`` (none without a rule or a
+    validation split); ``stop`` when it fell past the limit."""
+
+    rule: str
+    stop: bool = False
+    value: float | None = None
+    limit: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, **_present(self, ("value", "limit")), "stop": self.stop}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StopCheck":
+        known, _ = _known(cls, _mapping(data, "a stop check"))
+        return cls(**known)
+
+
+@dataclass(kw_only=True)
+class Measured:
+    """A model's scores on the validation and test splits and its cost: MACs, parameters and, when
+    latency was measured, its time at batch 1 and at the latency batch with the speed-ups against
+    the original model (the median of per-round ratios, and their ``[min, max]``)."""
+
+    val_loss: float | None = None
+    val_top1: float | None = None
+    val_top5: float | None = None
+    test_loss: float
+    test_top1: float
+    test_top5: float | None = None
+    macs: int
+    params: int
+    latency_target: str | None = None
+    latency_batch: int | None = None
+    latency_threads: int | None = None
+    latency_ms_b1: float | None = None
+    latency_ms_batch: float | None = None
+    speedup_b1: float | None = None
+    speedup_b1_range: list[float] | None = None
+    speedup_batch: float | None = None
+    speedup_batch_range: list[float] | None = None
+
+
+@dataclass(kw_only=True)
+class IterationRecord(Measured):
+    """One iteration of a search or prune run (iteration 0: the FT model the pruning starts from).
+
+    ``seconds`` holds the iteration's own phases by name (``finetune``, ``score`` or the criterion's
+    own such as ``alpha`` and ``beta``, ``prune``, ``eval``), written as ``seconds_<name>``;
+    :attr:`seconds_total` is their sum (for iteration 0, its FT's time).
+    """
+
+    iteration: int
+    phase: str
+    #: the fine-tuning's kept epoch and its training time (none for a FT model loaded with --from-ft)
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+    from_ft: str | None = None
+    #: 1 - MACs / the FT model's MACs
+    flops_reduction: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    filters_removed: int | None = None
+    #: kept by the stop rule (a pruning step it stopped at is recorded, not kept)
+    best: bool = True
+    stop_check: StopCheck | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds_total(self) -> float:
+        return sum(self.seconds.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"iteration": self.iteration, "phase": self.phase,
+                               **_present(self, ("best_epoch", "train_seconds", "from_ft")),
+                               **_present(self, _MEASURED), "flops_reduction": self.flops_reduction}
+        out.update({f"seconds_{k}": v for k, v in self.seconds.items()})
+        out["seconds_total"] = self.seconds_total
+        out.update(_present(self, ("filters_removed",)))
+        out["best"] = self.best
+        if self.stop_check is not None:
+            out["stop_check"] = self.stop_check.to_json()
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "IterationRecord":
+        data = dict(_mapping(data, "an iteration record"))
+        if "latency_ms_b32" in data and "latency_ms_batch" not in data:  # before --latency-batch: always 32
+            data["latency_ms_batch"], data["latency_batch"] = data.pop("latency_ms_b32"), 32
+        data.pop("seconds_total", None)  # the sum of the parts, in every version that wrote parts
+        seconds = {k[len("seconds_"):]: float(data.pop(k)) for k in list(data) if k.startswith("seconds_")}
+        check = data.pop("stop_check", None)
+        known, extra = _known(cls, data)
+        try:
+            return cls(**known, seconds=seconds, stop_check=None if check is None else StopCheck.from_json(check),
+                       extra=extra)
+        except TypeError as exc:  # a required field is missing
+            raise RunFileError(f"an iteration record lacks a field ({exc})") from None
+
+
+@dataclass(kw_only=True)
+class RunFacts:
+    """What every summary records about the data and the machine."""
+
+    classes: int
+    #: images per split
+    images: dict[str, int]
+    skipped_files: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+    device: str
+    threads: int
+    torch: str
+    machine: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FACTS = tuple(f.name for f in dataclasses.fields(RunFacts))
+
+
+@dataclass(kw_only=True)
+class FinetuneSummary(Measured):
+    """``summary.json`` of a fine-tuning run (FT, FT-Full and the regularised variants).
+
+    ``wall_seconds`` is the whole process's time, data decoding included; ``train_seconds`` the
+    training's and validation's alone.
+    """
+
+    method: str
+    best_epoch: int
+    train_seconds: float
+    facts: RunFacts
+    wall_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "best_epoch": self.best_epoch, "train_seconds": self.train_seconds,
+                **_present(self, _MEASURED), **self.facts.to_json(), "wall_seconds": self.wall_seconds,
+                **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FinetuneSummary":
+        data = dict(_mapping(data, "a run summary"))
+        facts = RunFacts(**{k: data.pop(k) for k in _FACTS if k in data})
+        known, extra = _known(cls, data)
+        return cls(**known, facts=facts, extra=extra)
+
+
+@dataclass(kw_only=True)
+class SearchSummary:
+    """``summary.json`` of a search or prune run: how it ended and the returned sub-model's record.
+
+    ``method_seconds`` is the iterations' own time summed over every iteration, across resumes;
+    ``wall_seconds`` this process's, as for every command. In the file the returned sub-model's record
+    is written at the top level, without its ``iteration``, ``phase`` and ``best``.
+    """
+
+    method: str
+    best_iteration: int
+    #: why the loop ended: a stop rule's name, target_flops_reduction, target_speedup, max_iterations, no_progress
+    stopped: str | None
+    #: pruning iterations made (the FT model not counted)
+    iterations: int
+    macs_original: int
+    best: IterationRecord
+    facts: RunFacts
+    method_seconds: float | None = None  # None in runs written before it was recorded
+    wall_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best")}
+        return {"method": self.method, "best_iteration": self.best_iteration, "stopped": self.stopped,
+                "iterations": self.iterations, "macs_original": self.macs_original, **best,
+                **self.facts.to_json(), **_present(self, ("method_seconds",)), "wall_seconds": self.wall_seconds}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SearchSummary":
+        data = dict(_mapping(data, "a run summary"))
+        top = {k: data.pop(k) for k in ("method", "best_iteration", "stopped", "iterations", "macs_original",
+                                        "wall_seconds")}
+        method_seconds = data.pop("method_seconds", None)
+        facts = RunFacts(**{k: data.pop(k) for k in _FACTS if k in data})
+        best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
+        return cls(**top, best=best, facts=facts, method_seconds=method_seconds)
+
+
+@dataclass
+class RunState:
+    """``state.json``, the commit point of the loop: the last complete iteration, the kept one, the FT
+    model's MACs, why the loop stopped (None while it runs) and each committed model file's SHA-256."""
+
+    completed: int
+    best: int
+    macs_original: int
+    stopped: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> "RunState":
+        if not (isinstance(data, dict) and isinstance(data.get("completed"), int) and isinstance(data.get("best"), int)
+                and isinstance(data.get("macs_original"), int) and "stopped" in data):
+            raise RunFileError("not a run state TransTailor wrote")
+        known, _ = _known(cls, data)
+        return cls(**known)

@@ -1,0 +1,55 @@
+"""Typed run records: they write the JSON a run folder holds and read back older run folders."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from transtailor.errors import RunFileError
+from transtailor.records import FinetuneSummary, IterationRecord, RunState, SearchSummary, StopCheck
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def _parts_sum(rec):
+    return sum(v for k, v in rec.items() if k.startswith("seconds_") and k != "seconds_total")
+
+
+def test_every_saved_record_reads_back_to_the_same_json():
+    """The run folders under benchmarks/results were written by many earlier versions."""
+    iterations = sorted(RESULTS.rglob("iterations.json"))
+    summaries = sorted(RESULTS.rglob("summary.json"))
+    assert len(iterations) > 10 and len(summaries) > 10
+    for path in iterations:
+        for rec in json.loads(path.read_text()):
+            # runs before iteration 0 carried seconds_total lacked it there: it is the sum of the parts
+            assert IterationRecord.from_json(rec).to_json() == {**rec, "seconds_total": _parts_sum(rec)}, path
+    for path in summaries:
+        data = json.loads(path.read_text())
+        cls = SearchSummary if "best_iteration" in data else FinetuneSummary
+        assert cls.from_json(data).to_json() == data, path
+
+
+def test_an_iteration_record_has_one_total_and_keeps_what_it_does_not_know():
+    rec = IterationRecord.from_json({"iteration": 2, "phase": "search", "test_loss": 1.0, "test_top1": 50.0,
+                                     "macs": 10, "params": 3, "seconds_alpha": 1.5, "seconds_prune": 0.5,
+                                     "seconds_total": 99.0, "val_fall": 0.2, "latency_ms_b32": 7.0,
+                                     "stop_check": {"rule": "paper", "value": 0.4, "limit": 0.3, "stop": True}})
+    assert rec.seconds == {"alpha": 1.5, "prune": 0.5} and rec.seconds_total == 2.0  # the parts, not a stale total
+    assert rec.extra == {"val_fall": 0.2}  # written by an older version: kept as it was
+    assert (rec.latency_ms_batch, rec.latency_batch) == (7.0, 32)  # before --latency-batch, always 32
+    assert rec.stop_check == StopCheck("paper", True, 0.4, 0.3)
+    out = rec.to_json()
+    assert out["seconds_total"] == 2.0 and out["val_fall"] == 0.2 and out["stop_check"]["stop"] is True
+    assert "val_top1" not in out and "speedup_batch" not in out  # what was not measured is not written
+
+
+def test_a_damaged_record_or_state_is_refused_in_one_line():
+    with pytest.raises(RunFileError, match="lacks a field"):
+        IterationRecord.from_json({"iteration": 1, "phase": "search"})
+    with pytest.raises(RunFileError):
+        IterationRecord.from_json([1, 2])
+    with pytest.raises(RunFileError):
+        RunState.from_json({"completed": "3", "best": 1, "macs_original": 5, "stopped": None})
+    state = RunState.from_json({"completed": 3, "best": 1, "macs_original": 5, "stopped": None})
+    assert state.checksums == {} and state.to_json()["checksums"] == {}
