@@ -1,0 +1,275 @@
+"""One config per command, composed of the parts (:mod:`.parts`) and the pruning options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .fields import _check_choices, _check_size_and_crop, _non_negative, _positive, option
+from .method_options import _check_method_options, _method_options_field
+from .parts import CommonConfig, DataSource, MachineOptions
+
+@dataclass
+class FinetuneConfig(CommonConfig):
+    """``transtailor finetune``: FT (head only) or FT-Full (all layers)."""
+
+    mode: str = option("full", "'head' trains only the new classifier (FT); 'full' trains every layer (FT-Full)",
+                       ("head", "full"))
+
+
+@dataclass
+class PruningOptions:
+    """How every method that prunes in steps removes filters and fine-tunes after each step."""
+
+    ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
+    flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
+    finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
+    min_channels: int = option(1, "every layer keeps at least this many filters")
+    max_layer_fraction: float = option(0.3, "no layer loses more than this fraction of its filters in one step")
+    distill: str = option("none", "fine-tune each sub-model to also match a teacher's soft outputs: 'none', "
+                          "'previous' (the sub-model before this step's pruning) or a saved model or run folder "
+                          "(e.g. an FT-Full run on the same classes)")
+    distill_weight: float = option(0.5, "weight of the distillation term (the cross-entropy gets 1 - weight)")
+    distill_temperature: float = option(4.0, "softmax temperature of the distillation term")
+    cost: str = option("macs", "what a pruning step's budget is spent in: macs, or latency measured on "
+                       "--latency-target (a per-layer latency table, cached on disk)", ("macs", "latency"))
+    round_to: int | None = option(None, "every pruned layer keeps a multiple of this many channels (a layer "
+                                  "narrower than it is left alone); default: per --latency-target, see README")
+    latency_step: float | None = option(None, "with --cost latency: share of the original model's measured latency "
+                                        "removed per iteration (default: --flops-step)")
+    latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
+                                       "or ~/.cache/transtailor/latency)")
+    method_options: dict[str, Any] = _method_options_field()
+
+    def validate(self) -> None:
+        if self.round_to is not None and self.round_to < 1:
+            raise ConfigError(f"--round-to must be at least 1, got {self.round_to}")
+        if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
+            raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
+        for name in ("ft_epochs", "finetune_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.flops_step is not None and not 0.0 < self.flops_step < 1.0:
+            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.min_channels < 1:
+            raise ConfigError(f"--min-channels must be at least 1, got {self.min_channels}")
+        if not 0.0 < self.max_layer_fraction <= 1.0:
+            raise ConfigError(f"--max-layer-fraction must be in (0, 1], got {self.max_layer_fraction}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
+        if self.distill not in ("none", "previous") and not Path(self.distill).expanduser().exists():
+            raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
+                              "(or use 'none' or 'previous')")
+        _check_method_options(self.method_options)
+
+
+@dataclass
+class IterativeConfig(PruningOptions, CommonConfig):
+    """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
+
+    from_ft: str | None = option(None, "start from this FT model instead of training one (a 'finetune --mode "
+                                 "head' run folder or model file of the same model and classes; --ft-epochs "
+                                 "is then unused)")
+    target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
+                                          "(e.g. 1.5)")
+    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+
+    def validate(self) -> None:
+        CommonConfig.validate(self)
+        PruningOptions.validate(self)
+        if self.target_speedup is not None and not self.target_speedup > 1.0:
+            raise ConfigError(f"--target-speedup must be above 1, got {self.target_speedup}")
+        if (self.cost == "latency" or self.target_speedup is not None) and not self.latency:
+            raise ConfigError("--cost latency and --target-speedup measure latency: drop --no-latency")
+        if self.val_fraction <= 0:
+            raise ConfigError("pruning methods select sub-models on validation: --val-fraction must be > 0 "
+                              "(a val/ folder, when the data has one, is used instead)")
+        if self.from_ft is not None and not Path(self.from_ft).expanduser().exists():
+            raise ConfigError(f"--from-ft {self.from_ft}: no such model file or run folder")
+
+
+@dataclass
+class SearchConfig(IterativeConfig):
+    """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
+
+    importance: str = option("taylor", "filter importance, any pruning criterion (transtailor prune --help lists "
+                             "them): 'taylor' (default: the first-order Taylor score of each filter's output, "
+                             "i.e. beta at alpha = 1: one pass over the train split) or 'beta' (the paper's "
+                             "TransTailor: alpha trained for --alpha-epochs first); level within noise in the "
+                             "measurements, taylor at under half the cost")
+    importance_ft: str = option("none", "how the importance enters fine-tuning: 'none' (plain fine-tuning, measured "
+                                "best), 'preserve' (function kept, the importance scales the gradients), 'literal' "
+                                "(Eq. 6), 'normalized' (importance / layer mean)",
+                                ("none", "preserve", "literal", "normalized"))
+    tau: float = option(0.3, "stop rule paper: stop when val top-1 falls this many points below the last kept "
+                        "sub-model")
+    stop_rule: str = option("loss", "when the search stops: 'loss' (val cross-entropy more than --loss-tolerance "
+                            "above the lowest so far; robust on small validation splits), 'paper' (val top-1 more "
+                            "than --tau points below the last kept sub-model), 'none'", ("loss", "paper", "none"))
+    loss_tolerance: float = option(0.05, "stop rule loss: relative rise of the val loss over its lowest that stops")
+    max_iterations: int = option(10, "stop after this many pruning iterations")
+    target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
+
+    def validate(self) -> None:
+        super().validate()
+        _non_negative(self, "tau", "loss_tolerance")
+        if self.flops_step is None:
+            raise ConfigError("--flops-step needs a value")
+        if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:
+            raise ConfigError(f"--target-flops-reduction must be in (0, 1), got {self.target_flops_reduction}")
+        if self.max_iterations < 1:
+            raise ConfigError(f"--max-iterations must be at least 1, got {self.max_iterations}")
+
+
+@dataclass
+class PruneConfig(IterativeConfig):
+    """``transtailor prune``: a pruning baseline to a FLOPs budget, from the same FT model as the search."""
+
+    method: str = option("l1", "filter criterion (transtailor prune --help lists them)")
+    flops_reduction: float = option(0.2, "fraction of the original FLOPs to remove in all")
+    flops_step: float | None = option(None, "remove this fraction per step, fine-tuning after each "
+                                      "(default: all at once)")
+    scope: str | None = option(None, "rank filters across all layers ('global'), or each against its own layer "
+                               "('layer'); default: the criterion's own (layer for l1 and sfp, as their papers "
+                               "prune every layer by its own norms, global for the others)", ("global", "layer"))
+    flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: the criterion's own, "
+                                      "on for gbn only)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.flops_reduction < 1.0:
+            raise ConfigError(f"--flops-reduction must be in (0, 1), got {self.flops_reduction}")
+        if self.cost == "latency" and self.target_speedup is None:
+            raise ConfigError("prune --cost latency spends a latency budget: give it with --target-speedup "
+                              "(e.g. 1.3) instead of --flops-reduction")
+
+
+#: the rows of ``compare`` that are not pruning criteria: fine-tuning and the transfer regularisers
+FINETUNE_METHODS = ("ft", "ft-full", "l2", "l2sp", "delta")
+
+
+@dataclass
+class CompareConfig(PruningOptions, CommonConfig):
+    """``transtailor compare``: methods x seeds (x FLOPs budgets) on one dataset and model, one table.
+
+    The pruning options and every criterion's own options reach the runs that use them; TransTailor's
+    row is the paper's method (importance beta) at each budget, with its accuracy stop off."""
+
+    methods: str = option("ft,ft-full,l2sp,delta,l1,taylor,sfp,gbn,random,transtailor",
+                          "comma-separated methods: ft, ft-full, l2, l2sp, delta, transtailor and every pruning "
+                          "criterion (transtailor prune --help lists them)")
+    seeds: str = option("0,1,2", "comma-separated seeds")
+    budgets: str = option("0.2,0.3", "comma-separated budgets of the pruning methods: FLOPs reductions, or with "
+                          "--cost latency measured speed-ups (e.g. 1.3,1.6)")
+    importance_ft: str = option("none", "transtailor rows: how beta enters fine-tuning (see search --help)",
+                                ("none", "preserve", "literal", "normalized"))
+
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
+    def seed_list(self) -> list[int]:
+        return [int(x) for x in self.seeds.split(",") if x.strip()]
+
+    def budget_list(self) -> list[float]:
+        return [float(x) for x in self.budgets.split(",") if x.strip()]
+
+    def validate(self) -> None:
+        CommonConfig.validate(self)
+        PruningOptions.validate(self)
+        if not self.method_list():
+            raise ConfigError("--methods: none given")
+        try:
+            seeds, budgets = self.seed_list(), self.budget_list()
+        except ValueError:
+            raise ConfigError(f"--seeds and --budgets are comma-separated numbers, got {self.seeds!r} and "
+                              f"{self.budgets!r}") from None
+        if not seeds:
+            raise ConfigError("--seeds needs at least one seed")
+        if self.cost == "latency":
+            if any(not b > 1.0 for b in budgets):
+                raise ConfigError(f"with --cost latency, --budgets are speed-ups above 1 (e.g. 1.3,1.6), got "
+                                  f"{self.budgets}")
+            if not self.latency:
+                raise ConfigError("--cost latency measures latency: drop --no-latency")
+        elif any(not 0.0 < b < 1.0 for b in budgets):
+            raise ConfigError(f"--budgets must be in (0, 1), got {self.budgets}")
+        if self.flops_step is None or not 0.0 < self.flops_step < 1.0:
+            raise ConfigError(f"--flops-step must be in (0, 1), got {self.flops_step}")
+        if self.val_fraction <= 0:
+            raise ConfigError("compare selects sub-models on validation: --val-fraction must be > 0")
+
+
+@dataclass
+class ExportConfig:
+    """``transtailor export``: a deployable TorchScript, ONNX or torch.export file."""
+
+    model_path: str = option("", "a saved model file or a run folder (its best/ sub-model)")
+    format: str = option("torchscript", "file format: torchscript (torch.jit.trace, deprecated in recent torch), "
+                         "onnx, or export (torch.export, a .pt2 file: torch.export.load(path).module())",
+                         ("torchscript", "onnx", "export"))
+    output: str | None = option(None, "file to write (default: beside the model)")
+    image_size: int | None = option(None, "example input size (default: the size the model was trained at)")
+    force: bool = option(False, "replace --output if it exists (never a run's own files)")
+
+    def validate(self) -> None:
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _check_choices(self)
+
+
+@dataclass
+class BenchmarkConfig:
+    """``transtailor benchmark``: re-measure a run's sub-models (or one model file) on this machine."""
+
+    model_path: str = option("", "a search or prune run folder (every iteration against iteration 0), a saved "
+                             "model file, or an exported .onnx file")
+    latency_target: str = option("auto", "cpu (PyTorch eager), onnxruntime (ONNX Runtime's CPU provider), cuda; "
+                                 "auto: cuda when a GPU is visible, else cpu", ("auto", "cpu", "onnxruntime", "cuda"))
+    latency_batch: int = option(32, "batch size (batch 1 is always measured too)")
+    rounds: int = option(5, "interleaved rounds; the speed-up is the median of the per-round ratios")
+    threads: int = option(0, "CPU threads (torch, or ONNX Runtime's intra-op threads; 0: the library's default)")
+    image_size: int | None = option(None, "input size (default: the size the model was trained at)")
+    reference: str | None = option(None, "time a single model against this one (model file, run folder or .onnx)")
+    output: str | None = option(None, "where to write latency.json (default: in the run folder or beside the file)")
+
+    def validate(self) -> None:
+        if not self.model_path:
+            raise ConfigError("give a run folder or model file to benchmark")
+        if self.image_size is not None:
+            _positive(self, "image_size")
+        _positive(self, "latency_batch", "rounds")
+        _non_negative(self, "threads")
+        _check_choices(self)
+
+
+@dataclass
+class ReportConfig:
+    """``transtailor report``: the per-iteration table and the plots of a search run."""
+
+    run_dir: str = option("", "a search run folder")
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
+class EvaluateConfig(MachineOptions, DataSource):
+    """``transtailor evaluate``: re-evaluate a saved model on a data set (the data options as in training,
+    to rebuild the same splits)."""
+
+    model_path: str = option("", "a saved model file or a run folder")
+    image_size: int | None = option(None, "evaluation size (default: the size the model was trained at)")
+    crop_pct: float | None = option(None, "evaluation centre crop fraction (default: as trained)")
+    batch_size: int = option(64, "images per evaluation step")
+
+    def validate(self) -> None:
+        DataSource.validate(self)
+        MachineOptions.validate(self)
+        _check_size_and_crop(self)
+        _positive(self, "batch_size")
+        _check_choices(self)
