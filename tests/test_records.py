@@ -8,6 +8,9 @@ import pytest
 from transtailor.errors import RunFileError
 from transtailor.records import FinetuneSummary, IterationRecord, RunState, SearchSummary, StopCheck
 
+#: one iteration record and one summary of every shape that run folders of earlier versions hold (taken
+#: from the run folders under benchmarks/results, which the repository does not keep)
+OLD = json.loads((Path(__file__).parent / "data" / "old_records.json").read_text())
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
@@ -16,18 +19,18 @@ def _parts_sum(rec):
 
 
 def test_every_saved_record_reads_back_to_the_same_json():
-    """The run folders under benchmarks/results were written by many earlier versions."""
-    iterations = sorted(RESULTS.rglob("iterations.json"))
-    summaries = sorted(RESULTS.rglob("summary.json"))
-    assert len(iterations) > 10 and len(summaries) > 10
-    for path in iterations:
-        for rec in json.loads(path.read_text()):
-            # runs before iteration 0 carried seconds_total lacked it there: it is the sum of the parts
-            assert IterationRecord.from_json(rec).to_json() == {**rec, "seconds_total": _parts_sum(rec)}, path
-    for path in summaries:
-        data = json.loads(path.read_text())
+    iterations = [r["record"] for r in OLD["iterations"]]
+    summaries = [s["summary"] for s in OLD["summaries"]]
+    for path in RESULTS.rglob("iterations.json"):  # and any run folder kept beside the results
+        iterations += json.loads(path.read_text())
+    summaries += [json.loads(p.read_text()) for p in RESULTS.rglob("summary.json")]
+    assert len(OLD["iterations"]) >= 9 and len(OLD["summaries"]) >= 7
+    for rec in iterations:
+        # runs before iteration 0 carried seconds_total lacked it there: it is the sum of the parts
+        assert IterationRecord.from_json(rec).to_json() == {**rec, "seconds_total": _parts_sum(rec)}
+    for data in summaries:
         cls = SearchSummary if "best_iteration" in data else FinetuneSummary
-        assert cls.from_json(data).to_json() == data, path
+        assert cls.from_json(data).to_json() == data
 
 
 def test_an_iteration_record_has_one_total_and_keeps_what_it_does_not_know():
