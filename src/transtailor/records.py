@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .errors import RunFileError
-
-R = TypeVar("R")
-
-#: the fields of :class:`Measured` written under the keys of the same name, in this order
-_MEASURED = ("val_loss", "val_top1", "val_top5", "test_loss", "test_top1", "test_top5", "macs", "params",
-             "latency_target", "latency_batch", "latency_threads", "latency_ms_b1", "latency_ms_batch",
-             "speedup_b1", "speedup_b1_range", "speedup_batch", "speedup_batch_range")
-
 
 def _present(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """``obj``'s fields among ``names`` that are set (not None), by name."""
@@ -82,6 +74,10 @@ class Measured:
     speedup_b1_range: list[float] | None = None
     speedup_batch: float | None = None
     speedup_batch_range: list[float] | None = None
+
+
+#: the fields of :class:`Measured`, written under keys of the same name, in this order
+_MEASURED = tuple(f.name for f in dataclasses.fields(Measured))
 
 
 @dataclass(kw_only=True)
@@ -157,8 +153,10 @@ class RunFacts:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-_FACTS = tuple(f.name for f in dataclasses.fields(RunFacts))
+    @classmethod
+    def pop_from(cls, data: dict[str, Any]) -> "RunFacts":
+        """The facts among a summary's keys, taken out of ``data``."""
+        return cls(**{f.name: data.pop(f.name) for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclass(kw_only=True)
@@ -184,7 +182,7 @@ class FinetuneSummary(Measured):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FinetuneSummary":
         data = dict(_mapping(data, "a run summary"))
-        facts = RunFacts(**{k: data.pop(k) for k in _FACTS if k in data})
+        facts = RunFacts.pop_from(data)
         known, extra = _known(cls, data)
         return cls(**known, facts=facts, extra=extra)
 
@@ -222,7 +220,7 @@ class SearchSummary:
         top = {k: data.pop(k) for k in ("method", "best_iteration", "stopped", "iterations", "macs_original",
                                         "wall_seconds")}
         method_seconds = data.pop("method_seconds", None)
-        facts = RunFacts(**{k: data.pop(k) for k in _FACTS if k in data})
+        facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
         return cls(**top, best=best, facts=facts, method_seconds=method_seconds)
 

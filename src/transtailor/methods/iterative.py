@@ -119,11 +119,10 @@ def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0:
     behind the scores."""
     scores, evaluated = final_scores(s, s.bundle.model, fitted, reuse_val=reuse_val)
     cost = measure(s.bundle.model, s.image_size, setup=timing, reference=original, rounds=s.cfg.latency_rounds)
-    rec = IterationRecord(iteration=it, phase=phase, **scores, **cost,
-                          flops_reduction=1.0 - cost["macs"] / (macs0 or cost["macs"]))
-    if fitted is not None:
-        rec.best_epoch, rec.train_seconds = fitted.best_epoch, fitted.seconds
-    return rec, evaluated
+    return IterationRecord(iteration=it, phase=phase, **scores, **cost,
+                           flops_reduction=1.0 - cost["macs"] / (macs0 or cost["macs"]),
+                           best_epoch=None if fitted is None else fitted.best_epoch,
+                           train_seconds=None if fitted is None else fitted.seconds), evaluated
 
 
 def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:

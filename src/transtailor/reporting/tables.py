@@ -37,26 +37,24 @@ def load_state(run_dir: str | Path) -> RunState:
     return RunState.from_json(read_json(Path(run_dir) / "state.json"))
 
 
+def _cells(r: IterationRecord, columns: list[tuple[Any, ...]]) -> list[str]:
+    """One record's cells for ``columns`` of (header, field, format[, scale]): ``-`` where it has no value."""
+    out = []
+    for _, key, fmt, *scale in columns:
+        v = getattr(r, key)
+        if key.startswith("speedup_"):
+            out.append(record_speedup(r, key))
+        else:
+            out.append("-" if v is None else fmt.format(v * scale[0] if scale else v))
+    return out
+
+
 def iteration_table(run_dir: str | Path) -> str:
     """The per-iteration table; the kept best sub-model is marked with ``*``."""
     rows = load_iterations(run_dir)
     state = load_state(run_dir)
     header = [c[0] for c in COLUMNS] + ["best"]
-    body = []
-    for r in rows:
-        cells = []
-        for col in COLUMNS:
-            key, fmt = col[1], col[2]
-            scale = col[3] if len(col) > 3 else None
-            v = getattr(r, key)
-            if key.startswith("speedup_"):
-                cells.append(record_speedup(r, key))
-            elif v is None:
-                cells.append("-")
-            else:
-                cells.append(fmt.format(v * scale if scale else v))
-        cells.append("*" if r.iteration == state.best else "")
-        body.append(cells)
+    body = [_cells(r, COLUMNS) + ["*" if r.iteration == state.best else ""] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
@@ -76,6 +74,7 @@ SEARCH_COLUMNS: list[tuple[Any, ...]] = [
     ("val top-1", "val_top1", "{:.2f}"),
     ("val loss", "val_loss", "{:.4f}"),
     ("test top-1", "test_top1", "{:.2f}"),
+    ("speed-up", "speedup_batch", "{}"),
 ]
 
 STOP_REASONS = {
@@ -92,12 +91,10 @@ def search_table(run_dir: str | Path) -> str:
     rows = load_iterations(run_dir)
     state = load_state(run_dir)
     best, stopped = state.best, state.stopped
-    header = [c[0] for c in SEARCH_COLUMNS] + ["speed-up", ""]
+    header = [c[0] for c in SEARCH_COLUMNS] + [""]
     body = []
     for r in rows:
-        cells = ["-" if getattr(r, key) is None else fmt.format(getattr(r, key) * scale[0] if scale else getattr(r, key))
-                 for _, key, fmt, *scale in SEARCH_COLUMNS]
-        cells.append(record_speedup(r, "speedup_batch"))
+        cells = _cells(r, SEARCH_COLUMNS)
         mark = "FT" if r.iteration == 0 else ""
         if r.iteration == best:
             mark = (mark + ", returned").lstrip(", ")

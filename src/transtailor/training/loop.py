@@ -38,8 +38,6 @@ class TrainingDiverged(TransTailorError):
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
-    #: every validation metric of the kept epoch (the restored model scores exactly these)
-    best_val: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     #: each epoch's validation predictions, by epoch number
     val_predictions: dict[int, Predictions] = field(default_factory=dict)
@@ -48,6 +46,12 @@ class FitResult:
     def val(self) -> Predictions | None:
         """The kept epoch's validation predictions (the restored model's)."""
         return self.val_predictions.get(self.best_epoch)
+
+    @property
+    def best_val(self) -> dict[str, float]:
+        """Every validation metric of the kept epoch (the restored model scores exactly these); empty
+        before any epoch was validated."""
+        return self.val.metrics() if self.val is not None else {}
 
 
 #: how :func:`fit` picks the epoch it keeps: the best validation top-1 (the first of equals), the
@@ -240,8 +244,10 @@ def fit(
             result.val_predictions[epoch] = preds
             record.update({f"val_{k}": v for k, v in val.items()})
             if _better(epoch_choice, val, result.best_val):
-                result.best_epoch, result.best_val = epoch, val
-                best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
+                result.best_epoch = epoch
+                # the last epoch's weights are the model's own; with "last" no earlier one is ever restored
+                keep = epoch < epochs and epoch_choice != "last"
+                best_state = copy.deepcopy(model.state_dict()) if keep else None
         else:
             result.best_epoch = epoch
         record["seconds"] = time.perf_counter() - t0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 import torch
 import torch.nn as nn
@@ -57,8 +57,12 @@ class Scores:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class Criterion:
-    """Base class: subclasses set the class attributes below and implement :meth:`__call__`."""
+O = TypeVar("O")
+
+
+class Criterion(Generic[O]):
+    """Base class: subclasses set the class attributes below and implement :meth:`__call__`;
+    ``Criterion[TheirOptions]`` types :attr:`options` (``Criterion[None]`` without options)."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
@@ -68,8 +72,10 @@ class Criterion:
     flops_aware: ClassVar[bool] = False
     soft: ClassVar[bool] = False
 
+    #: an instance of :attr:`Options` (or None when the criterion has none)
+    options: O
+
     def __init__(self, options: Any = None) -> None:
-        #: an instance of :attr:`Options` (or None when the criterion has none)
         self.options = options
 
     def __call__(self, ctx: ScoreContext) -> Scores:
@@ -80,7 +86,10 @@ class Criterion:
 CRITERIA: dict[str, type[Criterion]] = {}
 
 
-def register(cls: type[Criterion]) -> type[Criterion]:
+C = TypeVar("C", bound=type[Criterion])
+
+
+def register(cls: C) -> C:
     """Class decorator: list ``cls`` under ``cls.name`` and declare its options."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")

@@ -32,7 +32,7 @@ class BetaOptions:
 
 
 @register
-class Beta(Criterion):
+class Beta(Criterion[BetaOptions]):
     name = "beta"
     summary = "TransTailor's beta (the paper's): alpha trained with the weights frozen, then |dL/dalpha * alpha|"
     Options = BetaOptions
@@ -40,7 +40,6 @@ class Beta(Criterion):
 
     def __call__(self, ctx: ScoreContext) -> Scores:
         opts = self.options
-        assert isinstance(opts, BetaOptions)
         t = time.perf_counter()
         alpha = train_alpha(ctx.model, ctx.sites, ctx.loader, ctx.device, epochs=opts.alpha_epochs,
                             lr=opts.alpha_lr, init=opts.alpha_init, seed=ctx.seed, on_epoch=ctx.log)

@@ -47,7 +47,7 @@ class GbnOptions:
 
 
 @register
-class GateDecorator(Criterion):
+class GateDecorator(Criterion[GbnOptions]):
     name = "gbn"
     summary = "Gate Decorator: gates trained for an epoch, Taylor score of the gates, FLOPs-aware ranking"
     Options = GbnOptions
@@ -55,7 +55,6 @@ class GateDecorator(Criterion):
     flops_aware = True
 
     def __call__(self, ctx: ScoreContext) -> Scores:
-        assert isinstance(self.options, GbnOptions)
         gates, scores = train_alpha_with_taylor(ctx.model, ctx.sites, ctx.loader, ctx.device,
                                                 lr=self.options.gate_lr, l1=self.options.gate_l1)
         fold_gates(ctx.model, gates)  # the trained gates stay in the model, as BatchNorm scales

@@ -20,7 +20,7 @@ def l1_scores(model: nn.Module, sites: list[GateSite]) -> dict[str, torch.Tensor
 
 
 @register
-class L1(Criterion):
+class L1(Criterion[None]):
     name = "l1"
     summary = "weight norm of each filter (Li et al. 2016), ranked per layer"
     scope = "layer"

@@ -15,7 +15,7 @@ def random_scores(model: nn.Module, sites: list[GateSite], seed: int) -> dict[st
 
 
 @register
-class Random(Criterion):
+class Random(Criterion[None]):
     name = "random"
     summary = "uniform random scores (seeded by run seed and iteration): the floor"
 

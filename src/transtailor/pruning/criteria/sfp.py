@@ -12,7 +12,7 @@ from .base import Criterion, ScoreContext, Scores, register
 
 
 @register
-class SoftFilterPruning(Criterion):
+class SoftFilterPruning(Criterion[None]):
     name = "sfp"
     summary = "soft filter pruning: weakest L2 filters zeroed after every epoch, removed at the end"
     scope = "layer"

@@ -62,12 +62,11 @@ class TaylorOptions:
 
 
 @register
-class Taylor(Criterion):
+class Taylor(Criterion[TaylorOptions]):
     name = "taylor"
     summary = "first-order Taylor score of each filter's output (TransTailor without alpha), or its weights"
     Options = TaylorOptions
     needs_data = True
 
     def __call__(self, ctx: ScoreContext) -> Scores:
-        assert isinstance(self.options, TaylorOptions)
         return Scores(taylor_scores(ctx.model, ctx.sites, ctx.loader, ctx.device, self.options.taylor_on))
