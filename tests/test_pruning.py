@@ -165,6 +165,34 @@ def test_beta_modes_and_alpha_training():
 
 
 @pytest.mark.parametrize("mode", ["literal", "per-batch", "squared"])
+def test_beta_from_the_last_alpha_epoch_counts_that_epoch_alone(mode):
+    """``--beta-from alpha-epoch``: with a zero α learning rate every α step leaves α at 1, so the sums over
+    the last α epoch's batches must equal a β pass over the same batches, and not the two epochs'
+    sum. With a learning rate, each batch's term is taken at that step's α: it differs from the pass."""
+    from transtailor.pruning.criteria import ScoreContext, make_criterion
+
+    b = _model("resnet18")  # no dropout, every BatchNorm frozen: the α epoch's forward equals the pass's
+    m = b.model
+    sites = find_gate_sites(m, SIZE, exclude=(b.head,))
+    fixed = _loader(shuffle=False)
+    want = compute_beta(m, Gates.constant(m, sites, 1.0), fixed, CPU, mode)
+
+    def scores(lr: float) -> dict:
+        crit = make_criterion("beta", {"alpha_epochs": 2, "alpha_lr": lr, "beta": mode, "beta_from": "alpha-epoch"})
+        scored = crit(ScoreContext(m, sites, fixed, CPU))
+        assert set(scored.seconds) == {"alpha"}  # no pass of its own
+        return scored.scores
+
+    got = scores(0.0)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-9)
+    moved = scores(0.5)
+    assert any(not torch.allclose(moved[k], want[k], rtol=1e-3) for k in want)
+    with pytest.raises(Exception, match="alpha-epochs 1 or more"):
+        make_criterion("beta", {"alpha_epochs": 0, "beta_from": "alpha-epoch"})
+
+
+@pytest.mark.parametrize("mode", ["literal", "per-batch", "squared"])
 def test_beta_matches_autograd_on_explicit_scaling_factors(mode):
     """β against an independent computation: α applied by plain forward hooks on each BatchNorm's
     output, ∂L_b/∂α by autograd per batch, then Eq. 5 accumulated by hand. α is drawn away from 1,

@@ -6,6 +6,10 @@
   sits at a minimum, the summed gradient largely cancels, so this ranks mostly by noise.
 - ``per-batch``: β = Σ_batches |∂L_b/∂α · α|, the magnitude per batch (as Gate Decorator does).
 - ``squared``: β = Σ_batches (∂L_b/∂α · α)², second-moment Taylor (Molchanov et al. 2019).
+
+The sums are kept by :class:`BetaSums`, fed either by a pass of their own after α training
+(:func:`accumulate_beta`, the paper's order) or by the α training's own batches (``on_batch`` of
+:func:`train_alpha`), which costs no extra pass.
 """
 
 from __future__ import annotations
@@ -50,13 +54,14 @@ def train_alpha(
     init: str = "ones",
     seed: int = 0,
     l1: float = 0.0,
-    on_batch: Callable[[Gates], None] | None = None,
+    on_batch: Callable[[Gates, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> Gates:
     """Train one scaling factor per filter with every weight and BN statistic frozen (Eq. 3).
 
-    ``l1`` adds λ·Σ|α| to the loss (Gate Decorator's sparsity). ``on_batch`` sees the gates after each
-    batch's gradient (averaged over the ranks), before the step.
+    ``l1`` adds λ·Σ|α| to the loss (Gate Decorator's sparsity). ``on_batch(gates, epoch)`` sees the
+    gates after each batch's gradient (averaged over the ranks), before the step; ``epoch`` counts
+    from 1.
     """
     gates = Gates.constant(model, sites, 1.0, trainable=True)
     if init == "random":
@@ -80,7 +85,7 @@ def train_alpha(
                 loss.backward()
                 average_gradients(gates.parameters())  # the global batch's gradient on every rank
                 if on_batch is not None:
-                    on_batch(gates)
+                    on_batch(gates, epoch)
                 opt.step()
                 total += loss.item() * len(y)
                 seen += len(y)
@@ -134,6 +139,36 @@ def batch_gradients(
         model.train(was_training)
 
 
+class BetaSums:
+    """Running β sums (Eq. 5) for each of ``modes``, one batch's ∂L_b/∂α and α at a time."""
+
+    def __init__(self, modes: Sequence[str] = ("per-batch",)) -> None:
+        unknown = set(modes) - set(BETA_MODES)
+        if unknown:
+            raise ValueError(f"beta mode must be one of {BETA_MODES}, got {sorted(unknown)}")
+        self.sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in modes}
+
+    def add(self, key: str, grad: torch.Tensor, alpha: torch.Tensor) -> None:
+        term = grad.float() * alpha.detach().float()
+        for mode, sums in self.sums.items():
+            value = term if mode == "literal" else term.abs() if mode == "per-batch" else term.pow(2)
+            sums[key] = sums[key] + value if key in sums else value
+
+    def add_gates(self, gates: Gates) -> None:
+        """The batch whose gradient the gates' ``.grad`` holds (``on_batch`` of :func:`train_alpha`)."""
+        for key, g in gates.values.items():
+            assert g.grad is not None, "add_gates needs the gates' gradient"
+            self.add(key, g.grad, g)
+
+    def result(self) -> dict[str, dict[str, torch.Tensor]]:
+        """β per mode and gate site; every rank gets rank 0's numbers, whatever rounding did."""
+        out = {m: {k: v.abs() if m == "literal" else v.clone() for k, v in sums.items()}
+               for m, sums in self.sums.items()}
+        for sums in out.values():
+            broadcast_tensors(sums)
+        return out
+
+
 def accumulate_beta(
     model: nn.Module,
     gates: Gates,
@@ -142,27 +177,14 @@ def accumulate_beta(
     modes: tuple[str, ...] = BETA_MODES,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """β for each of ``modes`` from one pass over ``loader``, in eval mode (no dropout noise)."""
-    unknown = set(modes) - set(BETA_MODES)
-    if unknown:
-        raise ValueError(f"beta mode must be one of {BETA_MODES}, got {sorted(unknown)}")
+    sums = BetaSums(modes)
     alphas = {k: nn.Parameter(v.detach().clone()) for k, v in gates.values.items()}
     probe = Gates(gates.sites, alphas)
     probe.attach(model)
-    acc = {m: {k: torch.zeros_like(v) for k, v in alphas.items()} for m in modes}
     try:
         for grads in batch_gradients(model, list(alphas.values()), loader, device, "beta"):
             for (k, a), g in zip(alphas.items(), grads):
-                term = g * a.detach()
-                if "literal" in acc:
-                    acc["literal"][k] += term
-                if "per-batch" in acc:
-                    acc["per-batch"][k] += term.abs()
-                if "squared" in acc:
-                    acc["squared"][k] += term.pow(2)
+                sums.add(k, g, a)
     finally:
         probe.detach()
-    if "literal" in acc:
-        acc["literal"] = {k: v.abs() for k, v in acc["literal"].items()}
-    for m in acc:  # every rank prunes by rank 0's numbers, whatever rounding did
-        broadcast_tensors(acc[m])
-    return acc
+    return sums.result()

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from ...config import option
 from ...errors import ConfigError
 from ..gates import Gates, GateSite, fold_gates
-from ..importance import train_alpha
+from ..importance import BetaSums, train_alpha
 from .base import Criterion, ScoreContext, Scores, register
 
 
@@ -25,15 +25,9 @@ def train_alpha_with_taylor(model: nn.Module, sites: list[GateSite], loader: Dat
                             lr: float = 0.01, l1: float = 0.0) -> tuple[Gates, dict[str, torch.Tensor]]:
     """One epoch of gate training from 1 (the tick), with Σ_batches |∂L/∂g · g| per site, each batch's
     term at the gates of that step (Gate Decorator's score)."""
-    taylor: dict[str, torch.Tensor] = {}
-
-    def accumulate(gates: Gates) -> None:
-        for k, g in gates.values.items():
-            assert g.grad is not None
-            term = (g.grad.float() * g.detach()).abs()
-            taylor[k] = taylor[k] + term if k in taylor else term
-
-    return train_alpha(model, sites, loader, device, lr=lr, l1=l1, on_batch=accumulate), taylor
+    sums = BetaSums(("per-batch",))
+    gates = train_alpha(model, sites, loader, device, lr=lr, l1=l1, on_batch=lambda g, _: sums.add_gates(g))
+    return gates, sums.result()["per-batch"]
 
 
 @dataclass
