@@ -56,3 +56,10 @@ def test_a_damaged_record_or_state_is_refused_in_one_line():
         RunState.from_json({"completed": "3", "best": 1, "macs_original": 5, "stopped": None})
     state = RunState.from_json({"completed": 3, "best": 1, "macs_original": 5, "stopped": None})
     assert state.checksums == {} and state.to_json()["checksums"] == {}
+    # summaries cut down to some of their keys (compare reads them): one line each, no KeyError
+    for cls, data in ((SearchSummary, {"method": "transtailor", "best_iteration": 1}),
+                      (SearchSummary, {"method": "transtailor", "best_iteration": 1, "stopped": None, "iterations": 1,
+                                       "macs_original": 5, "wall_seconds": 1.0}),
+                      (FinetuneSummary, {"method": "ft"})):
+        with pytest.raises(RunFileError, match="lacks"):
+            cls.from_json(data)

@@ -156,7 +156,10 @@ class RunFacts:
     @classmethod
     def pop_from(cls, data: dict[str, Any]) -> "RunFacts":
         """The facts among a summary's keys, taken out of ``data``."""
-        return cls(**{f.name: data.pop(f.name) for f in dataclasses.fields(cls) if f.name in data})
+        try:
+            return cls(**{f.name: data.pop(f.name) for f in dataclasses.fields(cls) if f.name in data})
+        except TypeError as exc:  # a required fact is missing
+            raise RunFileError(f"a run summary lacks a field ({exc})") from None
 
 
 @dataclass(kw_only=True)
@@ -184,7 +187,13 @@ class FinetuneSummary(Measured):
         data = dict(_mapping(data, "a run summary"))
         facts = RunFacts.pop_from(data)
         known, extra = _known(cls, data)
-        return cls(**known, facts=facts, extra=extra)
+        try:
+            return cls(**known, facts=facts, extra=extra)
+        except TypeError as exc:  # a required field is missing
+            raise RunFileError(f"a run summary lacks a field ({exc})") from None
+
+
+_SEARCH_TOP = ("method", "best_iteration", "stopped", "iterations", "macs_original", "wall_seconds")
 
 
 @dataclass(kw_only=True)
@@ -217,8 +226,10 @@ class SearchSummary:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SearchSummary":
         data = dict(_mapping(data, "a run summary"))
-        top = {k: data.pop(k) for k in ("method", "best_iteration", "stopped", "iterations", "macs_original",
-                                        "wall_seconds")}
+        missing = [k for k in _SEARCH_TOP if k not in data]
+        if missing:
+            raise RunFileError(f"a search summary lacks {', '.join(missing)}")
+        top = {k: data.pop(k) for k in _SEARCH_TOP}
         method_seconds = data.pop("method_seconds", None)
         facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})

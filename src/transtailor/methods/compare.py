@@ -236,15 +236,18 @@ def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int
     data = read_json(out / "summary.json")
     curve: list[tuple[float, float]] = []
     rec: Measured
-    if (out / "iterations.json").is_file():
-        its = [IterationRecord.from_json(r) for r in read_json(out / "iterations.json")]
-        kept = its if iteration is None else its[: iteration + 1]
-        rec = SearchSummary.from_json(data).best if iteration is None else its[iteration]
-        wall, reduction = iterations_seconds(kept), rec.flops_reduction
-        curve = [(r.flops_reduction, r.test_top1) for r in kept]
-    else:
-        rec = FinetuneSummary.from_json(data)
-        wall, reduction = rec.train_seconds, 0.0
+    try:
+        if (out / "iterations.json").is_file():
+            its = [IterationRecord.from_json(r) for r in read_json(out / "iterations.json")]
+            kept = its if iteration is None else its[: iteration + 1]
+            rec = SearchSummary.from_json(data).best if iteration is None else its[iteration]
+            wall, reduction = iterations_seconds(kept), rec.flops_reduction
+            curve = [(r.flops_reduction, r.test_top1) for r in kept]
+        else:
+            rec = FinetuneSummary.from_json(data)
+            wall, reduction = rec.train_seconds, 0.0
+    except RunFileError as exc:
+        raise RunFileError(f"{out}: {exc}; remove the folder to run it again") from None
     run = out.name if iteration is None else f"{out.name}/iter_{iteration:03d}"
     return {"method": method, "budget": budget, "seed": seed, "run": run, "flops_reduction": reduction,
             "params": rec.params, "macs": rec.macs, "val_top1": rec.val_top1, "test_top1": rec.test_top1,
