@@ -172,7 +172,9 @@ def compare(cfg: CompareConfig) -> CompareResult:
 
 #: options a compare folder may be run again with: more methods, seeds or budgets join the same table,
 #: and where the data are and how this machine runs do not change what is computed
-EXTENDABLE = frozenset({"methods", "seeds", "budgets", "out", "preset", *RESUME_OVERRIDES})
+#: (``cost`` too: a run's name carries its budget's unit, taylor-30 or taylor-1.30x, so the two costs' runs
+#: never share a name, and both start from the same FT runs)
+EXTENDABLE = frozenset({"methods", "seeds", "budgets", "cost", "out", "preset", *RESUME_OVERRIDES})
 
 
 def _check_same_setting(root: Path, cfg: CompareConfig) -> None:
