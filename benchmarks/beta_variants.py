@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from scipy.stats import spearmanr
 
 from _common import markdown_table
 from transtailor.data import build_data
@@ -47,11 +48,6 @@ VARIANTS = {"beta": ("beta", {"beta_from": "pass"}),
 
 def _flat(scores: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([scores[k].flatten().float() for k in sorted(scores)])
-
-
-def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
 
 def _shared(a: set, b: set) -> float:
@@ -120,7 +116,8 @@ def main() -> None:
         if not (same or same_order):
             continue
         what = "same importance, other order (noise)" if same else "other importance, same order"
-        pairs.append([f"{a} ~ {b}", what, f"{_spearman(_flat(saved[a]['scores']), _flat(saved[b]['scores'])):.3f}"]
+        rho = spearmanr(_flat(saved[a]["scores"]), _flat(saved[b]["scores"])).statistic
+        pairs.append([f"{a} ~ {b}", what, f"{rho:.3f}"]
                      + [f"{_shared(removed[a, s], removed[b, s]):.0f}" for s in args.steps])
 
     alpha_rows = []

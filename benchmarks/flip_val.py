@@ -72,7 +72,7 @@ def main() -> None:
                 traj = its if name == "plain" else flipped
                 it, _ = replay(traj, RULES[rule])
                 got[rule, name].append(traj[it])
-            detail.append(f"- {kind} s{seed} (val {len(loss)} images), val loss plain / flips per step: " + ", ".join(
+            detail.append(f"- {kind} s{seed} (val {data.counts['val']} images), val loss plain / flips per step: " + ", ".join(
                 f"{a['val_loss']:.3f} / {b['val_loss']:.3f}" for a, b in zip(its, flipped)))
             print(detail[-1], flush=True)
         for (rule, name), returned in got.items():

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .errors import RunFileError
+
+T = TypeVar("T")
+
 
 def _present(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """``obj``'s fields among ``names`` that are set (not None), by name."""
@@ -24,6 +27,14 @@ def _known(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     """``data`` split into the keys that are ``cls``'s fields and the rest."""
     names = {f.name for f in dataclasses.fields(cls)}
     return ({k: v for k, v in data.items() if k in names}, {k: v for k, v in data.items() if k not in names})
+
+
+def _construct(cls: Callable[..., T], what: str, **fields: Any) -> T:
+    """``cls(**fields)``; a required field missing from the file is one line, not a TypeError."""
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise RunFileError(f"{what} lacks a field ({exc})") from None
 
 
 def _mapping(data: Any, what: str) -> dict[str, Any]:
@@ -129,11 +140,8 @@ class IterationRecord(Measured):
         seconds = {k[len("seconds_"):]: float(data.pop(k)) for k in list(data) if k.startswith("seconds_")}
         check = data.pop("stop_check", None)
         known, extra = _known(cls, data)
-        try:
-            return cls(**known, seconds=seconds, stop_check=None if check is None else StopCheck.from_json(check),
-                       extra=extra)
-        except TypeError as exc:  # a required field is missing
-            raise RunFileError(f"an iteration record lacks a field ({exc})") from None
+        return _construct(cls, "an iteration record", **known, seconds=seconds,
+                          stop_check=None if check is None else StopCheck.from_json(check), extra=extra)
 
 
 @dataclass(kw_only=True)
@@ -156,10 +164,8 @@ class RunFacts:
     @classmethod
     def pop_from(cls, data: dict[str, Any]) -> "RunFacts":
         """The facts among a summary's keys, taken out of ``data``."""
-        try:
-            return cls(**{f.name: data.pop(f.name) for f in dataclasses.fields(cls) if f.name in data})
-        except TypeError as exc:  # a required fact is missing
-            raise RunFileError(f"a run summary lacks a field ({exc})") from None
+        return _construct(cls, "a run summary",
+                          **{f.name: data.pop(f.name) for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclass(kw_only=True)
@@ -187,10 +193,7 @@ class FinetuneSummary(Measured):
         data = dict(_mapping(data, "a run summary"))
         facts = RunFacts.pop_from(data)
         known, extra = _known(cls, data)
-        try:
-            return cls(**known, facts=facts, extra=extra)
-        except TypeError as exc:  # a required field is missing
-            raise RunFileError(f"a run summary lacks a field ({exc})") from None
+        return _construct(cls, "a run summary", **known, facts=facts, extra=extra)
 
 
 _SEARCH_TOP = ("method", "best_iteration", "stopped", "iterations", "macs_original", "wall_seconds")
