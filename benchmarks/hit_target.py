@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--round-to", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--latency-tries", type=int, default=3,
+                    help="pruned copies timed per step before it is made (1: plan through the table alone)")
     ap.add_argument("--cache", default=str(RESULTS / "speed_for_macs" / "cache"),
                     help="latency table folder (shared with speed_for_macs.py)")
     ap.add_argument("--out", type=Path, default=RESULTS / "hit_target")
@@ -47,6 +49,7 @@ def main() -> None:
                 cmd = ["transtailor", "prune", "--method", "random", "--model", model, "--weights", "none",
                        "--epochs", "0", "--image-size", str(args.image_size), "--cache", "--cost", "latency",
                        "--target-speedup", str(target), "--latency-step", "0.15", "--round-to", str(args.round_to),
+                       "--latency-tries", str(args.latency_tries),
                        "--latency-rounds", str(args.rounds), "--latency-cache", args.cache, *common,
                        *(["--resume", str(run)] if (run / "state.json").is_file() else ["--out", str(run)])]
                 subprocess.run(cmd, check=True)
@@ -64,7 +67,7 @@ def main() -> None:
                          "yes" if abs(fresh["speedup_batch"] / target - 1) <= 0.10 else "no"])
     head = (f"Command: `python benchmarks/hit_target.py {' '.join(sys.argv[1:])}`\n\n{args.latency_target}, "
             f"{args.image_size} px, batch {args.latency_batch}, {args.threads} threads, round-to {args.round_to}, "
-            f"latency step 0.15, random scores and weights.\n\n")
+            f"latency step 0.15, {args.latency_tries} tries a step, random scores and weights.\n\n")
     table = head + markdown_table(["model", "target", "steps", "stopped", "MACs red. %", "in-run speed-up",
                                    f"fresh b{args.latency_batch} speed-up", "fresh b1", "within ±10 %"], rows)
     args.out.mkdir(parents=True, exist_ok=True)

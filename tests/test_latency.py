@@ -10,15 +10,14 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
 from transtailor.errors import ConfigError
-from transtailor.methods.budget import (fitted_slope, macs_target, relative_time_target,
-                                        table_target)
+from transtailor.methods.budget import (STEP_TOLERANCE, TimePlan, fitted_slope, macs_target,
+                                        relative_time_target, settle_table_target, table_target)
 from transtailor.models import create_model
 from transtailor.models.heads import replace_head
 from transtailor.models.measure import layer_macs
@@ -176,6 +175,22 @@ def test_step_budget_arithmetic():
     assert table_target(0.9, 0.95, 0.85, 0.2, 0.1) == pytest.approx(0.7)
 
 
+@pytest.mark.parametrize("time_of", [
+    lambda t: 0.96 - 0.9 * (0.9 - t),  # the table's first step (0.4 per unit) does not hold for the second
+    lambda t: 0.96 - 1.5 * (0.9 - t) ** 2,  # a curve: little time at first, more later
+    lambda t: 0.99 if t > 0.85 else 0.96 - 1.2 * (0.9 - t),  # a small removal measures slower than now
+])
+def test_a_measured_step_lands_within_a_quarter_step_of_its_time(time_of):
+    plan = TimePlan(t_now=0.9, r_now=0.96, r_want=0.86, total0=100.0, step=0.1)
+    first = table_target(plan.t_now, plan.r_now, plan.r_want, fitted_slope(plan.r_now, plan.t_now), plan.step)
+    assert abs(time_of(first) - plan.r_want) > STEP_TOLERANCE * plan.step  # the plan alone misses
+    settled = settle_table_target(plan, first, time_of, tries=3)
+    assert abs(time_of(settled.target) - plan.r_want) <= STEP_TOLERANCE * plan.step
+    assert settled.tries[0] == (first, time_of(first)) and len(settled.tries) <= 3
+    assert all(t < plan.t_now for t, _ in settled.tries)  # every try removes something
+    assert settle_table_target(plan, first, time_of, tries=1).target == first  # one try: the plan
+
+
 def test_compare_latency_reports_median_ratio_against_the_reference():
     slow = lambda: time.sleep(0.004)  # noqa: E731
     fast = lambda: time.sleep(0.001)  # noqa: E731
@@ -253,6 +268,29 @@ def test_latency_cost_search_and_benchmark_command(tmp_path, tiny_folder, monkey
     assert "speed-up" in capsys.readouterr().out
 
 
+def test_measured_tries_land_a_step_the_table_misjudges(tmp_path, tiny_folder, fake_speed, monkeypatch):
+    """Time is MACs here (``fake_speed``), but the table prices the high-resolution layers at 20 times
+    theirs: the step planned through the table alone (the first try) misses its measured time; the
+    step made lands, and is the try that measured nearest."""
+    from transtailor import PruneConfig, prune
+    from transtailor.pruning.cost import table
+
+    by_macs = table.time_spec
+    monkeypatch.setattr(table, "time_spec", lambda spec, setup: by_macs(spec, setup) * (20 if spec.height >= 8 else 1))
+    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
+                      method="l1", cost="latency", target_speedup=1.25, latency_step=0.2, round_to=4,
+                      max_layer_fraction=1.0, latency_batch=4, latency_tries=3,
+                      latency_cache=str(tmp_path / "cache"), val_fraction=0.3, out=str(tmp_path / "run"))
+    result = prune(cfg)
+    made = 1.0 / result.iterations[1].speedup_batch
+    pruning = json.loads((tmp_path / "run" / "iter_001" / "pruning.json").read_text())
+    tries = pruning["tries"]["table_and_measured_time"]
+    assert pruning["tries"]["relative_time_wanted"] == pytest.approx(0.8)
+    assert abs(tries[0][1] - 0.8) > STEP_TOLERANCE * 0.2  # the plan alone
+    assert abs(made - 0.8) <= STEP_TOLERANCE * 0.2 and 2 <= len(tries) <= 3
+    assert made == pytest.approx(min(tries, key=lambda p: abs(p[1] - 0.8))[1])
+
+
 def test_latency_options_are_checked(tmp_path):
     from transtailor import PruneConfig, SearchConfig
 
@@ -268,6 +306,14 @@ def test_latency_options_are_checked(tmp_path):
         SearchConfig(round_to=0).validate()
     with pytest.raises(ConfigError, match="target-speedup"):
         SearchConfig(target_speedup=0.9).validate()
+    with pytest.raises(ConfigError, match="latency-tries"):
+        SearchConfig(latency_tries=0).validate()
+    from transtailor.config import resolve
+
+    # runs made before the tries (and --preset legacy) plan through the table alone; a flag still wins
+    assert resolve(SearchConfig, flags={"preset": "legacy"}).latency_tries == 1
+    assert resolve(SearchConfig, flags={"preset": "legacy", "latency_tries": 3}).latency_tries == 3
+    assert resolve(SearchConfig).latency_tries == 3
 
 
 def test_latency_cost_keeps_channels_that_buy_no_time(tmp_path):

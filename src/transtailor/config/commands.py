@@ -40,6 +40,9 @@ class PruningOptions:
                                   "narrower than it is left alone); default: per --latency-target, see README")
     latency_step: float | None = option(None, "with --cost latency: share of the original model's measured latency "
                                         "removed per iteration (default: --flops-step)")
+    latency_tries: int = option(3, "with --cost latency: candidate prunings per step, each timed against the "
+                                "original, to land the step's measured saving (1: plan through the latency "
+                                "table alone)")
     latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
                                        "or ~/.cache/transtailor/latency)")
     method_options: dict[str, Any] = _method_options_field()
@@ -47,6 +50,8 @@ class PruningOptions:
     def validate(self) -> None:
         if self.round_to is not None and self.round_to < 1:
             raise ConfigError(f"--round-to must be at least 1, got {self.round_to}")
+        if self.latency_tries < 1:
+            raise ConfigError(f"--latency-tries must be at least 1, got {self.latency_tries}")
         if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
             raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
         for name in ("ft_epochs", "finetune_epochs"):

@@ -6,7 +6,8 @@ from typing import Any
 
 #: options whose default changed, with the value they had before: a run folder or config written
 #: before they existed ran with these
-LEGACY_DEFAULTS: dict[str, Any] = {"epoch_choice": "top1", "stop_rule": "paper", "importance": "beta"}
+LEGACY_DEFAULTS: dict[str, Any] = {"epoch_choice": "top1", "stop_rule": "paper", "importance": "beta",
+                                   "latency_tries": 1}
 
 #: Named bundles of settings. ``paper`` is the AAAI 2021 paper's method and optimiser settings at
 #: 224 px (the defaults are tuned for short CPU runs: README, "Training"); ``quick`` is README's main

@@ -11,13 +11,21 @@ elementwise glue). So the step is planned in table units through a slope fitted 
 the measured relative time ``r = 1 / speed-up`` is taken to fall by ``a`` per unit fall of the
 table's relative total ``t``; ``a`` starts at 1 and, once a step is measured, is the ratio of the
 measured to the table's fall so far. A step that wants ``r`` to go from ``r_now`` to ``r_next``
-asks the table for ``t_next = t_now - (r_now - r_next) / a``. The error of one step is corrected by
-the next.
+asks the table for ``t_next = t_now - (r_now - r_next) / a``.
+
+The slope of one step does not hold for the next (the layers it empties differ), so with
+``--latency-tries`` above 1 the step is then measured before it is made: a copy of the model is
+pruned to the planned table target and timed against the original; while it lands further than a
+quarter of the step from ``r_next``, the next try's target is read off the line through the
+measured points nearest ``r_next`` on either side (:func:`settle_table_target`), and the try that
+measured nearest is the step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
@@ -31,12 +39,38 @@ from ..records import IterationRecord
 DEFAULT_ROUND_TO = {"cpu": 8, "onnxruntime": 8, "cuda": 8}
 
 
+#: a measured try within this share of the step of the wanted time is taken
+STEP_TOLERANCE = 0.25
+#: a step's table target lies at most this many steps below the current total
+MAX_TABLE_STEPS = 4.0
+
+
+@dataclass
+class TimePlan:
+    """A latency-cost step's aim, relative to the original model: measured time and table total."""
+
+    t_now: float  # the table's total now
+    r_now: float  # the measured time now (1 / speed-up)
+    r_want: float  # the measured time this step aims at
+    total0: float  # the original model's table total, in the table's unit
+    step: float  # --latency-step
+
+
 @dataclass
 class StepBudget:
     cost: Cost
     target: float  # in the cost's unit
     cost_aware: bool  # rank by score per unit of cost saved
     knapsack: bool = False  # exact least-score selection (measured better than greedy on latency tables)
+    time_plan: TimePlan | None = None  # with the latency cost
+
+
+@dataclass
+class Settled:
+    """The table target a step takes, and every try: (table total, measured time), relative."""
+
+    target: float
+    tries: list[tuple[float, float]] = field(default_factory=list)
 
 
 def resolve_round_to(cfg: IterativeConfig, device: torch.device | str) -> int:
@@ -86,6 +120,45 @@ def fitted_slope(r_now: float, t_now: float) -> float:
     return min(max((1.0 - r_now) / (1.0 - t_now), 0.2), 5.0)
 
 
+def next_try(plan: TimePlan, tried: list[tuple[float, float]]) -> float:
+    """The table total to try next, from the measured tries so far (regula falsi on ``r_want``).
+
+    The line runs through the nearest point above ``r_want`` (the current model is one) and the
+    nearest below; with none below, through the current model and the try that removed most.
+    Its slope is kept in [0.2, 5] as :func:`fitted_slope`'s (a noisy try may even measure slower).
+    """
+    above = [(plan.t_now, plan.r_now)] + [p for p in tried if p[1] > plan.r_want]
+    below = [p for p in tried if p[1] <= plan.r_want]
+    a = min(above, key=lambda p: p[1])
+    b = max(below, key=lambda p: p[1]) if below else min(tried)
+    if b == a:
+        b = (plan.t_now, plan.r_now)
+    slope = (a[1] - b[1]) / (a[0] - b[0]) if abs(a[0] - b[0]) > 1e-9 else 1.0
+    t = a[0] - (a[1] - plan.r_want) / min(max(slope, 0.2), 5.0)
+    if below:  # stay inside the bracket
+        t = min(max(t, b[0]), a[0])
+    return min(max(t, plan.t_now - MAX_TABLE_STEPS * plan.step, 0.0), plan.t_now - 1e-3 * plan.step)
+
+
+def settle_table_target(plan: TimePlan, first: float, time_at: Callable[[float], float], tries: int) -> Settled:
+    """Try table totals until one's pruned copy measures within a quarter step of ``plan.r_want``.
+
+    ``time_at(t)`` prunes a copy of the model to the relative table total ``t`` and returns its
+    measured time relative to the original's. At most ``tries`` are timed; the nearest is taken.
+    """
+    done: list[tuple[float, float]] = []
+    t = first
+    for _ in range(tries):
+        done.append((t, time_at(t)))
+        if abs(done[-1][1] - plan.r_want) <= STEP_TOLERANCE * plan.step:
+            break
+        t = next_try(plan, done)
+        if any(abs(t - u) < 1e-6 for u, _ in done):
+            break
+    best = min(done, key=lambda p: abs(p[1] - plan.r_want))
+    return Settled(best[0], done)
+
+
 class Budget:
     """Builds each step's :class:`StepBudget` for a run (one latency table for all its steps)."""
 
@@ -123,4 +196,5 @@ class Budget:
         r_now = 1.0 / last.speedup_batch if last.speedup_batch is not None else 1.0
         r_next = relative_time_target(r_now, self.step, self.target_speedup)
         t_next = table_target(t_now, r_now, r_next, fitted_slope(r_now, t_now), self.step)
-        return StepBudget(lat, t_next * total0, True, knapsack=True)
+        return StepBudget(lat, t_next * total0, True, knapsack=True,
+                          time_plan=TimePlan(t_now, r_now, r_next, total0, self.step))

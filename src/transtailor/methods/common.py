@@ -219,6 +219,14 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
     return out
 
 
+def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
+                     rounds: int) -> float:
+    """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios."""
+    res = compare_latency({"reference": reference, "model": model}, "reference",
+                          (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
+    return res["model"].speedup
+
+
 def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None, *,
                  reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
     """Validation and test metrics of ``model`` and its predictions behind them.

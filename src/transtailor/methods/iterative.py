@@ -36,16 +36,16 @@ from ..models.zoo import ModelBundle
 from ..models.timing import TimingSetup
 from ..pruning import GateSite, find_gate_sites
 from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
-from ..pruning.pruner import prune_to_budget
+from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..records import IterationRecord, RunState, SearchSummary
 from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
 from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
-from .budget import Budget
-from .common import (Setup, final_scores, measure, prepare, require_classes, run_facts, timing_setup,
-                     write_predictions)
+from .budget import Budget, Settled, StepBudget, settle_table_target
+from .common import (Setup, final_scores, measure, measured_speedup, prepare, require_classes, run_facts,
+                     timing_setup, write_predictions)
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
 from .stopping import StopRule, Stops
@@ -215,6 +215,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     t = time.perf_counter()
     budget = loop.budget.for_step(model, sites, loop.original, iterations)
     seconds_budget = time.perf_counter() - t
+    settled: Settled | None = None
     if plan.criterion.soft:  # the criterion prunes while it trains (SFP)
         t = time.perf_counter()
         record, fitted = soft_prune_phase(s, it, sites, int(budget.target), ift_epochs,
@@ -226,10 +227,10 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         scored = _score(s, plan, it, sites)
         times = dict(scored.seconds)
         t = time.perf_counter()
-        record, kept = prune_to_budget(model, sites, scored.scores, budget.cost, budget.target, s.image_size,
-                                       s.bundle.head, min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
-                                       max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
-                                       knapsack=budget.knapsack)
+        if budget.time_plan is not None and cfg.latency_tries > 1 and loop.timing is not None:
+            settled = _settle_step(s, loop, sites, scored.scores, budget)
+            budget = dataclasses.replace(budget, target=settled.target * budget.time_plan.total0)
+        record, kept = _prune(s, loop, model, sites, scored.scores, budget)
         times["prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept, plan.importance_ft)
@@ -250,7 +251,38 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
                "remaining": record.remaining, "removed_channels": record.removed_channels,
                "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
                         "target": budget.target}, "round_to": loop.budget.round_to}
+    if settled is not None:
+        pruning["tries"] = {"relative_time_wanted": budget.time_plan.r_want if budget.time_plan else None,
+                            "table_and_measured_time": [list(p) for p in settled.tries]}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
+
+
+def _prune(s: Setup[IterativeConfig], loop: _Loop, model: nn.Module, sites: list[GateSite],
+           scores: dict[str, torch.Tensor], budget: StepBudget) -> tuple[PruneRecord, dict[str, torch.Tensor]]:
+    """Remove ``model``'s lowest-scored channels down to the step's budget."""
+    cfg = s.cfg
+    return prune_to_budget(model, sites, scores, budget.cost, budget.target, s.image_size, s.bundle.head,
+                           min_channels=cfg.min_channels, cost_aware=budget.cost_aware,
+                           max_fraction=cfg.max_layer_fraction, round_to=loop.budget.round_to,
+                           knapsack=budget.knapsack)
+
+
+def _settle_step(s: Setup[IterativeConfig], loop: _Loop, sites: list[GateSite], scores: dict[str, torch.Tensor],
+                 budget: StepBudget) -> Settled:
+    """The latency step's table target, found by pruning copies of the model and timing them."""
+    plan, setup, original = budget.time_plan, loop.timing, loop.original
+    assert plan is not None and setup is not None and original is not None
+    rounds = min(3, s.cfg.latency_rounds)
+
+    def time_at(t: float) -> float:
+        trial = copy.deepcopy(s.bundle.model)
+        _prune(s, loop, trial, sites, scores, dataclasses.replace(budget, target=t * plan.total0))
+        r = 1.0 / measured_speedup(trial, original, s.image_size, setup, rounds)
+        log.info("latency step: table at %.3f of the original's -> measured time %.3f (%.3f wanted)",
+                 t, r, plan.r_want)
+        return r
+
+    return settle_table_target(plan, budget.target / plan.total0, time_at, s.cfg.latency_tries)
 
 
 def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]) -> Scores:
