@@ -124,15 +124,14 @@ def next_try(plan: TimePlan, tried: list[tuple[float, float]]) -> float:
     """The table total to try next, from the measured tries so far (regula falsi on ``r_want``).
 
     The line runs through the nearest point above ``r_want`` (the current model is one) and the
-    nearest below; with none below, through the current model and the try that removed most.
-    Its slope is kept in [0.2, 5] as :func:`fitted_slope`'s (a noisy try may even measure slower).
+    nearest below; with none below, through the two nearest above (a secant: the time a removal
+    buys changes along the way). Its slope is kept in [0.2, 5] as :func:`fitted_slope`'s (a noisy
+    try may even measure slower).
     """
-    above = [(plan.t_now, plan.r_now)] + [p for p in tried if p[1] > plan.r_want]
+    above = sorted([(plan.t_now, plan.r_now)] + [p for p in tried if p[1] > plan.r_want], key=lambda p: p[1])
     below = [p for p in tried if p[1] <= plan.r_want]
-    a = min(above, key=lambda p: p[1])
-    b = max(below, key=lambda p: p[1]) if below else min(tried)
-    if b == a:
-        b = (plan.t_now, plan.r_now)
+    a = above[0]
+    b = max(below, key=lambda p: p[1]) if below else above[1]
     slope = (a[1] - b[1]) / (a[0] - b[0]) if abs(a[0] - b[0]) > 1e-9 else 1.0
     t = a[0] - (a[1] - plan.r_want) / min(max(slope, 0.2), 5.0)
     if below:  # stay inside the bracket
