@@ -39,7 +39,9 @@ def _runs(root: Path) -> list[dict[str, Any]]:
             its = json.loads((d / "iterations.json").read_text())
             macs0 = its[0]["macs"]
             for r in its[1:]:
-                rows.append({"run": label, "seed": seed, "iteration": r["iteration"],
+                pruning = d / f"iter_{r['iteration']:03d}" / "pruning.json"
+                tries = json.loads(pruning.read_text()).get("tries") if pruning.is_file() else None
+                rows.append({"run": label, "seed": seed, "iteration": r["iteration"], "tries": tries,
                              "macs_reduction": 1.0 - r["macs"] / macs0, "speedup": r.get("speedup_batch"),
                              "speedup_range": r.get("speedup_batch_range"), "speedup_b1": r.get("speedup_b1"),
                              "val": r["val_top1"], "test": r["test_top1"]})
@@ -71,6 +73,13 @@ def table(root: Path, at: list[float]) -> tuple[str, dict[str, Any]]:
                      f"{100 * r['macs_reduction']:.1f} | {sp} | {_fmt(r['speedup_b1'])} | {r['val']:.2f} | "
                      f"{r['test']:.2f} |")
     summary = ["| run | at speed-up | seeds | speed-up b32 | MACs red. % | test top-1 % |", "|---|---|---|---|---|---|"]
+    tried = [r for r in rows if r.get("tries")]
+    if tried:  # the measured steps (--latency-tries): relative time of each try against the original's
+        lines += ["", "Measured steps: each try's table total -> measured time, relative to the original's",
+                  "", "| run | seed | step | time wanted | tries: table -> measured |", "|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['seed']} | {r['iteration']} | {r['tries']['relative_time_wanted']:.3f} | "
+                  + "; ".join(f"{t:.3f} -> {m:.3f}" for t, m in r["tries"]["table_and_measured_time"]) + " |"
+                  for r in tried]
     runs = sorted({r["run"] for r in rows})
     for run in runs:
         mine = [r for r in rows if r["run"] == run]
