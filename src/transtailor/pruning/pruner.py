@@ -54,6 +54,16 @@ def conv_widths(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
+def _record(model: nn.Module, widths_before: dict[str, int], gone: dict[str, list[int]], macs: tuple[int, int],
+            cost: tuple[float, float], unit: str = "MACs") -> PruneRecord:
+    """What a pruning did to ``model``: its widths now against ``widths_before``, the channels ``gone``."""
+    widths_after = conv_widths(model)
+    return PruneRecord(macs_before=macs[0], macs_after=macs[1],
+                       removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
+                       remaining=widths_after, removed_channels={k: sorted(v) for k, v in gone.items()},
+                       cost_before=cost[0], cost_after=cost[1], cost_unit=unit)
+
+
 @dataclass
 class _Group:
     """One gated group of the current graph: its root, channel count, and where its channels sit."""
@@ -327,18 +337,7 @@ def prune_to_budget(
     finally:
         model.train(was_training)
     macs_after = int(now) if counts_macs else layer_macs(model, image_size)[0]
-    widths_after = conv_widths(model)
-    record = PruneRecord(
-        macs_before=macs_before,
-        macs_after=macs_after,
-        removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
-        remaining=widths_after,
-        removed_channels={k: sorted(v) for k, v in gone.items()},
-        cost_before=cost_before,
-        cost_after=now,
-        cost_unit=cost.unit,
-    )
-    return record, scores
+    return _record(model, widths_before, gone, (macs_before, macs_after), (cost_before, now), cost.unit), scores
 
 
 def prune_to_macs(model: nn.Module, sites: list[GateSite], scores: dict[str, torch.Tensor], target_macs: int,
@@ -376,9 +375,5 @@ def remove_channels(model: nn.Module, sites: list[GateSite], masks: dict[str, to
                 g.prune(graph, js)
     finally:
         model.train(was_training)
-    widths_after = conv_widths(model)
     macs_after = layer_macs(model, image_size)[0]
-    return PruneRecord(macs_before=macs_before, macs_after=macs_after,
-                       removed={k: widths_before[k] - widths_after.get(k, 0) for k in widths_before},
-                       remaining=widths_after, removed_channels={k: sorted(v) for k, v in gone.items()},
-                       cost_before=macs_before, cost_after=macs_after)
+    return _record(model, widths_before, gone, (macs_before, macs_after), (macs_before, macs_after))
