@@ -251,8 +251,8 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
                "remaining": record.remaining, "removed_channels": record.removed_channels,
                "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
                         "target": budget.target}, "round_to": loop.budget.round_to}
-    if settled is not None:
-        pruning["tries"] = {"relative_time_wanted": budget.time_plan.r_want if budget.time_plan else None,
+    if settled is not None and budget.time_plan is not None:
+        pruning["tries"] = {"relative_time_wanted": budget.time_plan.r_want,
                             "table_and_measured_time": [list(p) for p in settled.tries]}
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
 
