@@ -228,9 +228,11 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         times = dict(scored.seconds)
         t = time.perf_counter()
         if budget.time_plan is not None and cfg.latency_tries > 1 and loop.timing is not None:
-            settled = _settle_step(s, loop, sites, scored.scores, budget)
+            settled, (model, record, kept) = _settle_step(s, loop, sites, scored.scores, budget)
+            s.bundle.model = model  # the nearest try is the step: it is not pruned again
             budget = dataclasses.replace(budget, target=settled.target * budget.time_plan.total0)
-        record, kept = _prune(s, loop, model, sites, scored.scores, budget)
+        else:
+            record, kept = _prune(s, loop, model, sites, scored.scores, budget)
         times["prune"] = time.perf_counter() - t + seconds_budget
         t = time.perf_counter()
         attached = attach_importance(model, sites, kept, plan.importance_ft)
@@ -267,22 +269,28 @@ def _prune(s: Setup[IterativeConfig], loop: _Loop, model: nn.Module, sites: list
                            knapsack=budget.knapsack)
 
 
+_Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
+
+
 def _settle_step(s: Setup[IterativeConfig], loop: _Loop, sites: list[GateSite], scores: dict[str, torch.Tensor],
-                 budget: StepBudget) -> Settled:
-    """The latency step's table target, found by pruning copies of the model and timing them."""
+                 budget: StepBudget) -> tuple[Settled, _Pruned]:
+    """The latency step's table target, found by pruning copies of the model and timing them, and the
+    copy pruned to it (with its record and surviving scores)."""
     plan, setup, original = budget.time_plan, loop.timing, loop.original
     assert plan is not None and setup is not None and original is not None
     rounds = min(3, s.cfg.latency_rounds)
+    made: dict[float, _Pruned] = {}
 
     def time_at(t: float) -> float:
         trial = copy.deepcopy(s.bundle.model)
-        _prune(s, loop, trial, sites, scores, dataclasses.replace(budget, target=t * plan.total0))
+        made[t] = (trial, *_prune(s, loop, trial, sites, scores, dataclasses.replace(budget, target=t * plan.total0)))
         r = 1.0 / measured_speedup(trial, original, s.image_size, setup, rounds)
         log.info("latency step: table at %.3f of the original's -> measured time %.3f (%.3f wanted)",
                  t, r, plan.r_want)
         return r
 
-    return settle_table_target(plan, budget.target / plan.total0, time_at, s.cfg.latency_tries)
+    settled = settle_table_target(plan, budget.target / plan.total0, time_at, s.cfg.latency_tries)
+    return settled, made[settled.target]
 
 
 def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]) -> Scores:
