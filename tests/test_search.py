@@ -238,6 +238,7 @@ def test_each_time_field_has_one_meaning(tiny_folder, tmp_path):
     assert all(r.seconds_total > 0 for r in its)  # every iteration, the FT one too
     assert its[0].seconds == {"finetune": its[0].seconds_total}
     assert set(its[1].seconds) == {"score", "prune", "finetune", "eval"}  # the default importance, Taylor
+    assert (summary.method, summary.criterion) == ("transtailor", "taylor")  # the summary names the criterion
     # the run folder holds exactly the returned records
     assert json.loads((res.run_dir / "iterations.json").read_text()) == [r.to_json() for r in its]
     assert json.loads((res.run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary.to_json()))

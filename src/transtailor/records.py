@@ -218,13 +218,16 @@ class SearchSummary:
     best: IterationRecord
     facts: RunFacts
     method_seconds: float | None = None  # None in runs written before it was recorded
+    #: the criterion that scored the filters (a search's --importance); None in runs written before it was
+    criterion: str | None = None
     wall_seconds: float
 
     def to_json(self) -> dict[str, Any]:
         best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best")}
-        return {"method": self.method, "best_iteration": self.best_iteration, "stopped": self.stopped,
-                "iterations": self.iterations, "macs_original": self.macs_original, **best,
-                **self.facts.to_json(), **_present(self, ("method_seconds",)), "wall_seconds": self.wall_seconds}
+        return {"method": self.method, **_present(self, ("criterion",)), "best_iteration": self.best_iteration,
+                "stopped": self.stopped, "iterations": self.iterations, "macs_original": self.macs_original,
+                **best, **self.facts.to_json(), **_present(self, ("method_seconds",)),
+                "wall_seconds": self.wall_seconds}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SearchSummary":
@@ -233,10 +236,10 @@ class SearchSummary:
         if missing:
             raise RunFileError(f"a search summary lacks {', '.join(missing)}")
         top = {k: data.pop(k) for k in _SEARCH_TOP}
-        method_seconds = data.pop("method_seconds", None)
+        method_seconds, criterion = data.pop("method_seconds", None), data.pop("criterion", None)
         facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
-        return cls(**top, best=best, facts=facts, method_seconds=method_seconds)
+        return cls(**top, best=best, facts=facts, method_seconds=method_seconds, criterion=criterion)
 
 
 @dataclass

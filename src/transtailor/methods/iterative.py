@@ -48,7 +48,7 @@ from .common import (Setup, final_scores, measure, measured_speedup, prepare, re
                      timing_setup, write_predictions)
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
-from .stopping import StopRule, Stops
+from .stopping import Stops
 
 log = logging.getLogger("transtailor")
 
@@ -65,13 +65,12 @@ class Plan:
     method: str
     criterion: Criterion
     step: float
+    #: when the loop ends: the accuracy stop rule (None for the pruning baselines), the FLOPs or speed-up
+    #: target, the iteration limit
+    stops: Stops
     scope: str = "global"  # rank across layers, or each site's scores divided by their mean ("layer")
     importance_ft: str = "none"  # how the scores enter fine-tuning (the search's --importance-ft)
-    stop: StopRule | None = None  # None: no accuracy stop (the pruning baselines)
-    target: float | None = None
-    max_iterations: int = 10
     flops_aware: bool = False  # rank channels by score per MAC saved (Gate Decorator)
-    target_speedup: float | None = None  # stop once the measured speed-up at the latency batch reaches it
 
 
 @dataclass
@@ -165,9 +164,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         _commit_iteration(s, 0, rec, None, None, evaluated, state, iterations)
         _log_iteration(rec)
     macs0 = state.macs_original
-    loop = _Loop(plan, Budget(cfg, plan.step, plan.target, plan.target_speedup, plan.flops_aware, timing, s.device),
-                 timing, original)
-    stops = Stops(plan.stop, plan.target, plan.target_speedup, plan.max_iterations)
+    stops = plan.stops
+    loop = _Loop(plan, Budget(cfg, plan.step, stops.target_flops_reduction, stops.target_speedup, plan.flops_aware,
+                              timing, s.device), timing, original)
 
     it = state.completed
     while state.stopped is None:
@@ -188,7 +187,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     best_rec = iterations[state.best]
     summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
-                            method_seconds=iterations_seconds(iterations),
+                            method_seconds=iterations_seconds(iterations), criterion=plan.criterion.name,
                             wall_seconds=time.perf_counter() - s.started)
     run.write_summary(summary.to_json())
     if is_main():

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..pruning.criteria import Criterion, make_criterion
 from .budget import step_share
 from .iterative import Plan, SearchResult, run_iterative
+from .stopping import Stops
 
 
 def check_criterion(cfg: PruneConfig) -> Criterion:
@@ -34,16 +35,16 @@ def check_criterion(cfg: PruneConfig) -> Criterion:
 def _plan(cfg: PruneConfig) -> Plan:
     criterion = check_criterion(cfg)
     common: dict[str, Any] = dict(method=cfg.method, criterion=criterion, scope=cfg.scope or criterion.scope,
-                  flops_aware=criterion.flops_aware if cfg.flops_aware is None else cfg.flops_aware,
-                  target_speedup=cfg.target_speedup)
+                  flops_aware=criterion.flops_aware if cfg.flops_aware is None else cfg.flops_aware)
     if cfg.cost == "latency":  # the budget is a measured speed-up; steps may fall short and be made up
         assert cfg.target_speedup is not None
         share = 1.0 - 1.0 / cfg.target_speedup
         step = step_share(cfg, None) or share
-        return Plan(step=step, target=None, max_iterations=math.ceil(share / step - 1e-9) + 2, **common)
+        return Plan(step=step, stops=Stops(None, None, cfg.target_speedup, math.ceil(share / step - 1e-9) + 2),
+                    **common)
     step = cfg.flops_step or cfg.flops_reduction
-    return Plan(step=step, target=cfg.flops_reduction, max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9),
-                **common)
+    stops = Stops(None, cfg.flops_reduction, cfg.target_speedup, math.ceil(cfg.flops_reduction / step - 1e-9))
+    return Plan(step=step, stops=stops, **common)
 
 
 def prune(cfg: PruneConfig, model: nn.Module | None = None) -> SearchResult:

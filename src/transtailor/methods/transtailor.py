@@ -22,7 +22,7 @@ from ..config import SearchConfig
 from ..errors import ConfigError
 from ..pruning.criteria import criterion_names, make_criterion
 from .budget import step_share
-from .stopping import StopRule
+from .stopping import StopRule, Stops
 from .iterative import Plan, SearchResult, run_iterative
 
 
@@ -33,10 +33,10 @@ def _plan(cfg: SearchConfig) -> Plan:
                           f"step: use one of {', '.join(criterion_names(soft=False))}")
     step = step_share(cfg, cfg.flops_step)
     assert step is not None  # --flops-step is required (validated), and --latency-step falls back to it
+    stops = Stops(StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance), cfg.target_flops_reduction,
+                  cfg.target_speedup, cfg.max_iterations)
     return Plan(method="transtailor", criterion=criterion, scope=criterion.scope, flops_aware=criterion.flops_aware,
-                step=step, importance_ft=cfg.importance_ft,
-                stop=StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance), target=cfg.target_flops_reduction,
-                max_iterations=cfg.max_iterations, target_speedup=cfg.target_speedup)
+                step=step, importance_ft=cfg.importance_ft, stops=stops)
 
 
 def search(cfg: SearchConfig, model: nn.Module | None = None) -> SearchResult:
