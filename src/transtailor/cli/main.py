@@ -229,9 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_summary(summary: FinetuneSummary | SearchSummary, run_dir: Any) -> None:
     """The headline fields of a run's summary as JSON."""
-    keys = ("method", "criterion", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1", "test_top5", "macs",
-            "params", "latency_target", "latency_ms_b1", "latency_ms_batch", "speedup_b1", "speedup_batch",
-            "wall_seconds", "skipped_files")
+    keys = ("method", "criterion", "best_iteration", "stopped", "flops_reduction", "val_top1", "test_top1",
+            "test_top5", "macs", "params", "latency_target", "latency_ms_b1", "latency_ms_batch", "speedup_b1",
+            "speedup_batch", "wall_seconds", "skipped_files")
     data = summary.to_json()
     print(json.dumps({k: data[k] for k in keys if k in data} | {"run_dir": str(run_dir)}, indent=2))
 

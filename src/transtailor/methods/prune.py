@@ -40,10 +40,11 @@ def _plan(cfg: PruneConfig) -> Plan:
         assert cfg.target_speedup is not None
         share = 1.0 - 1.0 / cfg.target_speedup
         step = step_share(cfg, None) or share
-        return Plan(step=step, stops=Stops(None, None, cfg.target_speedup, math.ceil(share / step - 1e-9) + 2),
-                    **common)
+        stops = Stops(target_speedup=cfg.target_speedup, max_iterations=math.ceil(share / step - 1e-9) + 2)
+        return Plan(step=step, stops=stops, **common)
     step = cfg.flops_step or cfg.flops_reduction
-    stops = Stops(None, cfg.flops_reduction, cfg.target_speedup, math.ceil(cfg.flops_reduction / step - 1e-9))
+    stops = Stops(target_flops_reduction=cfg.flops_reduction, target_speedup=cfg.target_speedup,
+                  max_iterations=math.ceil(cfg.flops_reduction / step - 1e-9))
     return Plan(step=step, stops=stops, **common)
 
 

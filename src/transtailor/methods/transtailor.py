@@ -33,8 +33,9 @@ def _plan(cfg: SearchConfig) -> Plan:
                           f"step: use one of {', '.join(criterion_names(soft=False))}")
     step = step_share(cfg, cfg.flops_step)
     assert step is not None  # --flops-step is required (validated), and --latency-step falls back to it
-    stops = Stops(StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance), cfg.target_flops_reduction,
-                  cfg.target_speedup, cfg.max_iterations)
+    stops = Stops(StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance),
+                  target_flops_reduction=cfg.target_flops_reduction, target_speedup=cfg.target_speedup,
+                  max_iterations=cfg.max_iterations)
     return Plan(method="transtailor", criterion=criterion, scope=criterion.scope, flops_aware=criterion.flops_aware,
                 step=step, importance_ft=cfg.importance_ft, stops=stops)
 
