@@ -184,11 +184,18 @@ def test_a_measured_step_lands_within_a_quarter_step_of_its_time(time_of):
     plan = TimePlan(t_now=0.9, r_now=0.96, r_want=0.86, total0=100.0, step=0.1)
     first = table_target(plan.t_now, plan.r_now, plan.r_want, fitted_slope(plan.r_now, plan.t_now), plan.step)
     assert abs(time_of(first) - plan.r_want) > STEP_TOLERANCE * plan.step  # the plan alone misses
-    settled = settle_table_target(plan, first, time_of, tries=3)
+    made: list[float] = []
+
+    def try_at(t):  # what a try makes: here, a name for it
+        made.append(t)
+        return time_of(t), f"copy at {t}"
+
+    settled = settle_table_target(plan, first, try_at, tries=3)
     assert abs(time_of(settled.target) - plan.r_want) <= STEP_TOLERANCE * plan.step
     assert settled.tries[0] == (first, time_of(first)) and len(settled.tries) <= 3
+    assert made == [t for t, _ in settled.tries] and settled.made == f"copy at {settled.target}"  # the nearest's
     assert all(t < plan.t_now for t, _ in settled.tries)  # every try removes something
-    assert settle_table_target(plan, first, time_of, tries=1).target == first  # one try: the plan
+    assert settle_table_target(plan, first, try_at, tries=1).target == first  # one try: the plan
 
 
 def test_compare_latency_reports_median_ratio_against_the_reference():

@@ -24,7 +24,7 @@ measured nearest is the step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 import torch
 import torch.nn as nn
@@ -65,11 +65,16 @@ class StepBudget:
     time_plan: TimePlan | None = None  # with the latency cost
 
 
+P = TypeVar("P")
+
+
 @dataclass
-class Settled:
-    """The table target a step takes, and every try: (table total, measured time), relative."""
+class Settled(Generic[P]):
+    """The table target a step takes, what its try made (e.g. the pruned copy), and every try:
+    (table total, measured time), relative."""
 
     target: float
+    made: P
     tries: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -139,23 +144,29 @@ def next_try(plan: TimePlan, tried: list[tuple[float, float]]) -> float:
     return min(max(t, plan.t_now - MAX_TABLE_STEPS * plan.step, 0.0), plan.t_now - 1e-3 * plan.step)
 
 
-def settle_table_target(plan: TimePlan, first: float, time_at: Callable[[float], float], tries: int) -> Settled:
+def settle_table_target(plan: TimePlan, first: float, time_at: Callable[[float], tuple[float, P]],
+                        tries: int) -> Settled[P]:
     """Try table totals until one's pruned copy measures within a quarter step of ``plan.r_want``.
 
     ``time_at(t)`` prunes a copy of the model to the relative table total ``t`` and returns its
-    measured time relative to the original's. At most ``tries`` are timed; the nearest is taken.
+    measured time relative to the original's, with the copy. At most ``tries`` are timed; the nearest
+    is taken, and only its copy is kept.
     """
     done: list[tuple[float, float]] = []
+    nearest: tuple[float, float, P] | None = None  # (distance from r_want, table total, what it made)
     t = first
     for _ in range(tries):
-        done.append((t, time_at(t)))
-        if abs(done[-1][1] - plan.r_want) <= STEP_TOLERANCE * plan.step:
+        r, made = time_at(t)
+        if nearest is None or abs(r - plan.r_want) < nearest[0]:
+            nearest = (abs(r - plan.r_want), t, made)
+        done.append((t, r))
+        if abs(r - plan.r_want) <= STEP_TOLERANCE * plan.step:
             break
         t = next_try(plan, done)
         if any(abs(t - u) < 1e-6 for u, _ in done):
             break
-    best = min(done, key=lambda p: abs(p[1] - plan.r_want))
-    return Settled(best[0], done)
+    assert nearest is not None, "settle_table_target needs at least one try"
+    return Settled(nearest[1], nearest[2], done)
 
 
 class Budget:

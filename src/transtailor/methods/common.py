@@ -23,7 +23,7 @@ from ..data.recipes import default_image_size
 from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, save_model
-from ..models.timing import TimingSetup, check_target, compare_latency, resolve_target
+from ..models.timing import Latency, TimingSetup, check_target, compare_latency, resolve_target
 from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
@@ -208,23 +208,27 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
     out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
                            "latency_threads": setup.torch_threads()}
     for batch, key in ((1, "b1"), (setup.batch, "batch")):
-        models = {"model": model} if reference is None else {"reference": reference, "model": model}
-        res = compare_latency(models, "reference" if reference is not None else "model",
-                              (batch, 3, image_size, image_size),
-                              dataclasses.replace(setup, batch=batch), rounds=rounds)
-        out[f"latency_ms_{key}"] = res["model"].ms
+        timed = _timed(model, reference, image_size, dataclasses.replace(setup, batch=batch), rounds)
+        out[f"latency_ms_{key}"] = timed.ms
         if reference is not None:
-            out[f"speedup_{key}"] = res["model"].speedup
-            out[f"speedup_{key}_range"] = [res["model"].speedup_min, res["model"].speedup_max]
+            out[f"speedup_{key}"] = timed.speedup
+            out[f"speedup_{key}_range"] = [timed.speedup_min, timed.speedup_max]
     return out
 
 
 def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
                      rounds: int) -> float:
     """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios."""
-    res = compare_latency({"reference": reference, "model": model}, "reference",
+    return _timed(model, reference, image_size, setup, rounds).speedup
+
+
+def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup: TimingSetup,
+           rounds: int) -> Latency:
+    """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given."""
+    models = {"model": model} if reference is None else {"reference": reference, "model": model}
+    res = compare_latency(models, "model" if reference is None else "reference",
                           (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
-    return res["model"].speedup
+    return res["model"]
 
 
 def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None, *,

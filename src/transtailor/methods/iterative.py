@@ -206,6 +206,10 @@ def iterations_seconds(iterations: list[IterationRecord]) -> float:
     return sum(r.seconds_total for r in iterations)
 
 
+#: a pruned copy of the model, its pruning record and the surviving channels' scores
+_Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
+
+
 def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
                iterations: list[IterationRecord]) -> tuple[IterationRecord, dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
@@ -214,7 +218,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     t = time.perf_counter()
     budget = loop.budget.for_step(model, sites, loop.original, iterations)
     seconds_budget = time.perf_counter() - t
-    settled: Settled | None = None
+    settled: Settled[_Pruned] | None = None
     if plan.criterion.soft:  # the criterion prunes while it trains (SFP)
         t = time.perf_counter()
         record, fitted = soft_prune_phase(s, it, sites, int(budget.target), ift_epochs,
@@ -227,7 +231,8 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         times = dict(scored.seconds)
         t = time.perf_counter()
         if budget.time_plan is not None and cfg.latency_tries > 1 and loop.timing is not None:
-            settled, (model, record, kept) = _settle_step(s, loop, sites, scored.scores, budget)
+            settled = _settle_step(s, loop, sites, scored.scores, budget)
+            model, record, kept = settled.made
             s.bundle.model = model  # the nearest try is the step: it is not pruned again
             budget = dataclasses.replace(budget, target=settled.target * budget.time_plan.total0)
         else:
@@ -268,28 +273,23 @@ def _prune(s: Setup[IterativeConfig], loop: _Loop, model: nn.Module, sites: list
                            knapsack=budget.knapsack)
 
 
-_Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
-
-
 def _settle_step(s: Setup[IterativeConfig], loop: _Loop, sites: list[GateSite], scores: dict[str, torch.Tensor],
-                 budget: StepBudget) -> tuple[Settled, _Pruned]:
-    """The latency step's table target, found by pruning copies of the model and timing them, and the
-    copy pruned to it (with its record and surviving scores)."""
+                 budget: StepBudget) -> Settled[_Pruned]:
+    """The latency step's table target, found by pruning copies of the model and timing them, with the
+    copy pruned to it (and its record and surviving scores)."""
     plan, setup, original = budget.time_plan, loop.timing, loop.original
     assert plan is not None and setup is not None and original is not None
     rounds = min(3, s.cfg.latency_rounds)
-    made: dict[float, _Pruned] = {}
 
-    def time_at(t: float) -> float:
+    def time_at(t: float) -> tuple[float, _Pruned]:
         trial = copy.deepcopy(s.bundle.model)
-        made[t] = (trial, *_prune(s, loop, trial, sites, scores, dataclasses.replace(budget, target=t * plan.total0)))
+        record, kept = _prune(s, loop, trial, sites, scores, dataclasses.replace(budget, target=t * plan.total0))
         r = 1.0 / measured_speedup(trial, original, s.image_size, setup, rounds)
         log.info("latency step: table at %.3f of the original's -> measured time %.3f (%.3f wanted)",
                  t, r, plan.r_want)
-        return r
+        return r, (trial, record, kept)
 
-    settled = settle_table_target(plan, budget.target / plan.total0, time_at, s.cfg.latency_tries)
-    return settled, made[settled.target]
+    return settle_table_target(plan, budget.target / plan.total0, time_at, s.cfg.latency_tries)
 
 
 def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]) -> Scores:
