@@ -7,6 +7,11 @@ step of every pruning run with its MAC reduction and measured speed-up, and a su
 measured latency: for each speed-up asked (``--at``), the step of each run whose measured
 batch speed-up is nearest to it. Each pruning run's reference (its FT model, iteration 0) is listed
 with its measured ms per batch.
+
+A run folder with a ``latency.json`` (``transtailor benchmark RUN``, every sub-model re-measured in
+one fresh process, best on an otherwise idle machine) adds its speed-ups as a column, and the
+summary at equal latency is read from them when every pruning run has one (``--speedups fresh``,
+the default) instead of from the speed-ups each run measured as it went (``--speedups run``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,14 @@ def _references(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _fresh(run: Path) -> dict[int, dict[str, Any]]:
+    """The run's sub-models re-measured by ``transtailor benchmark`` (``latency.json``), by iteration."""
+    path = run / "latency.json"
+    if not path.is_file():
+        return {}
+    return {m["iteration"]: m for m in json.loads(path.read_text())["models"] if m.get("iteration") is not None}
+
+
 def _runs(root: Path) -> list[dict[str, Any]]:
     rows = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -38,17 +51,21 @@ def _runs(root: Path) -> list[dict[str, Any]]:
         if (d / "iterations.json").exists():
             its = json.loads((d / "iterations.json").read_text())
             macs0 = its[0]["macs"]
+            fresh = _fresh(d)
             for r in its[1:]:
+                again = fresh.get(r["iteration"], {})
                 pruning = d / f"iter_{r['iteration']:03d}" / "pruning.json"
                 tries = json.loads(pruning.read_text()).get("tries") if pruning.is_file() else None
                 rows.append({"run": label, "seed": seed, "iteration": r["iteration"], "tries": tries,
                              "macs_reduction": 1.0 - r["macs"] / macs0, "speedup": r.get("speedup_batch"),
                              "speedup_range": r.get("speedup_batch_range"), "speedup_b1": r.get("speedup_b1"),
-                             "val": r["val_top1"], "test": r["test_top1"]})
+                             "fresh": again.get("speedup_batch"), "fresh_range": again.get("speedup_batch_range"),
+                             "fresh_b1": again.get("speedup_b1"), "val": r["val_top1"], "test": r["test_top1"]})
         elif (d / "summary.json").exists():
             s = json.loads((d / "summary.json").read_text())
             rows.append({"run": label, "seed": seed, "iteration": None, "macs_reduction": 0.0, "speedup": 1.0,
-                         "speedup_range": None, "speedup_b1": 1.0, "val": s["val_top1"], "test": s["test_top1"]})
+                         "speedup_range": None, "speedup_b1": 1.0, "fresh": 1.0,
+                         "fresh_range": None, "fresh_b1": 1.0, "val": s["val_top1"], "test": s["test_top1"]})
     return rows
 
 
@@ -62,16 +79,22 @@ def _mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
 
 
-def table(root: Path, at: list[float]) -> tuple[str, dict[str, Any]]:
+def _speedup(x: float | None, rng: list[float] | None) -> str:
+    return "-" if x is None else f"{x:.2f}x" + (f" [{rng[0]:.2f}-{rng[1]:.2f}]" if rng else "")
+
+
+def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, dict[str, Any]]:
     rows = _runs(root)
-    lines = ["| run | seed | step | MACs red. % | speed-up b32 [min-max] | speed-up b1 | val top-1 % | test top-1 % |",
-             "|---|---|---|---|---|---|---|---|"]
+    pruned = [r for r in rows if r["iteration"] is not None]
+    key = "fresh" if speedups == "fresh" and pruned and all(r["fresh"] is not None for r in pruned) else "speedup"
+    lines = ["| run | seed | step | MACs red. % | speed-up b32 in the run [min-max] | b1 in the run | "
+             "b32 re-measured [min-max] | b1 re-measured | val top-1 % | test top-1 % |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        rng = r["speedup_range"]
-        sp = f"{_fmt(r['speedup'])}x" + (f" [{rng[0]:.2f}-{rng[1]:.2f}]" if rng else "")
         lines.append(f"| {r['run']} | {r['seed']} | {'-' if r['iteration'] is None else r['iteration']} | "
-                     f"{100 * r['macs_reduction']:.1f} | {sp} | {_fmt(r['speedup_b1'])} | {r['val']:.2f} | "
-                     f"{r['test']:.2f} |")
+                     f"{100 * r['macs_reduction']:.1f} | {_speedup(r['speedup'], r['speedup_range'])} | "
+                     f"{_fmt(r['speedup_b1'])} | {_speedup(r['fresh'], r['fresh_range'])} | {_fmt(r['fresh_b1'])} | "
+                     f"{r['val']:.2f} | {r['test']:.2f} |")
     summary = ["| run | at speed-up | seeds | speed-up b32 | MACs red. % | test top-1 % |", "|---|---|---|---|---|---|"]
     tried = [r for r in rows if r.get("tries")]
     if tried:  # the measured steps (--latency-tries): relative time of each try against the original's
@@ -89,16 +112,17 @@ def table(root: Path, at: list[float]) -> tuple[str, dict[str, Any]]:
         for s in at:
             picks = []
             for seed in sorted({r["seed"] for r in mine}):
-                steps = [r for r in mine if r["seed"] == seed and r["speedup"] is not None]
+                steps = [r for r in mine if r["seed"] == seed and r[key] is not None]
                 if steps:
-                    picks.append(min(steps, key=lambda r: abs(r["speedup"] - s)))
-            summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p['speedup'] for p in picks])} | "
+                    picks.append(min(steps, key=lambda r: abs(r[key] - s)))
+            summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p[key] for p in picks])} | "
                            f"{_mean_std([100 * p['macs_reduction'] for p in picks])} | "
                            f"{_mean_std([p['test'] for p in picks])} |")
     refs = _references(root)
     ref_lines = ["| run | ms per batch |", "|---|---|"] + [f"| {r['run']} | {_fmt(r['ms_batch'], 1)} |" for r in refs]
+    which = "re-measured by `transtailor benchmark`" if key == "fresh" else "measured in the run"
     text = ("Every step\n\n" + "\n".join(lines) + "\n\nAt equal measured latency (per seed, the step whose "
-            "batch-32 speed-up is nearest)\n\n" + "\n".join(summary) + "\n\nThe reference of each pruning run "
+            f"batch-32 speed-up, {which}, is nearest)\n\n" + "\n".join(summary) + "\n\nThe reference of each pruning run "
             "(iteration 0, the FT model), measured at its start\n\n" + "\n".join(ref_lines) + "\n")
     return text, {"steps": rows, "references": refs}
 
@@ -107,8 +131,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--at", type=float, nargs="+", default=[1.3, 1.5])
+    ap.add_argument("--speedups", choices=["fresh", "run"], default="fresh",
+                    help="speed-ups of the summary: re-measured (latency.json in every pruning run) or the run's own")
     args = ap.parse_args()
-    text, rows = table(args.root, args.at)
+    text, rows = table(args.root, args.at, args.speedups)
     (args.root / "table.md").write_text(text)
     (args.root / "rows.json").write_text(json.dumps(rows, indent=1))
     print(text)
