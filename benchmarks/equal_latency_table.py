@@ -10,8 +10,9 @@ with its measured ms per batch.
 
 A run folder with a ``latency.json`` (``transtailor benchmark RUN``, every sub-model re-measured in
 one fresh process, best on an otherwise idle machine) adds its speed-ups as a column, and the
-summary at equal latency is read from them when every pruning run has one (``--speedups fresh``,
-the default) instead of from the speed-ups each run measured as it went (``--speedups run``).
+summary at equal latency reads that run's steps from them (``--speedups fresh``, the default; runs
+without one keep their own) instead of from the speed-ups the run measured as it went (``--speedups
+run``). Re-measure a run whose own measurement was disturbed (e.g. another job shared the CPU).
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def _speedup(x: float | None, rng: list[float] | None) -> str:
 
 def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, dict[str, Any]]:
     rows = _runs(root)
-    pruned = [r for r in rows if r["iteration"] is not None]
-    key = "fresh" if speedups == "fresh" and pruned and all(r["fresh"] is not None for r in pruned) else "speedup"
+    for r in rows:  # the speed-up the summary reads
+        r["used"] = r["fresh"] if speedups == "fresh" and r["fresh"] is not None else r["speedup"]
+    remeasured = sorted({f"{r['run']}-s{r['seed']}" for r in rows
+                         if r["iteration"] is not None and r["used"] == r["fresh"]})
     lines = ["| run | seed | step | MACs red. % | speed-up b32 in the run [min-max] | b1 in the run | "
              "b32 re-measured [min-max] | b1 re-measured | val top-1 % | test top-1 % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -112,17 +115,19 @@ def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, di
         for s in at:
             picks = []
             for seed in sorted({r["seed"] for r in mine}):
-                steps = [r for r in mine if r["seed"] == seed and r[key] is not None]
+                steps = [r for r in mine if r["seed"] == seed and r["used"] is not None]
                 if steps:
-                    picks.append(min(steps, key=lambda r: abs(r[key] - s)))
-            summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p[key] for p in picks])} | "
+                    picks.append(min(steps, key=lambda r: abs(r["used"] - s)))
+            summary.append(f"| {run} | {s:.2f} | {len(picks)} | {_mean_std([p['used'] for p in picks])} | "
                            f"{_mean_std([100 * p['macs_reduction'] for p in picks])} | "
                            f"{_mean_std([p['test'] for p in picks])} |")
     refs = _references(root)
     ref_lines = ["| run | ms per batch |", "|---|---|"] + [f"| {r['run']} | {_fmt(r['ms_batch'], 1)} |" for r in refs]
-    which = "re-measured by `transtailor benchmark`" if key == "fresh" else "measured in the run"
+    which = "measured in the run" + (f"; re-measured by `transtailor benchmark` for {', '.join(remeasured)}"
+                                      if remeasured else "")
     text = ("Every step\n\n" + "\n".join(lines) + "\n\nAt equal measured latency (per seed, the step whose "
-            f"batch-32 speed-up, {which}, is nearest)\n\n" + "\n".join(summary) + "\n\nThe reference of each pruning run "
+            f"batch-32 speed-up, {which}, is nearest)\n\n" + "\n".join(summary)
+            + "\n\nThe reference of each pruning run "
             "(iteration 0, the FT model), measured at its start\n\n" + "\n".join(ref_lines) + "\n")
     return text, {"steps": rows, "references": refs}
 
