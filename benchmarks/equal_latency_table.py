@@ -80,6 +80,25 @@ def _mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
 
 
+def _try_drift(tried: list[dict[str, Any]]) -> str:
+    """How far the iteration's own measurement of each step lies from the try it took (distinct steps: a
+    run continued from another's folder repeats its steps)."""
+    steps: dict[tuple, float] = {}
+    for r in tried:
+        tries = r["tries"]
+        if r["speedup"] is None:
+            continue
+        key = (r["seed"], tuple(map(tuple, tries["table_and_measured_time"])))
+        taken = min(tries["table_and_measured_time"], key=lambda p: abs(p[1] - tries["relative_time_wanted"]))[1]
+        steps[key] = 1.0 / r["speedup"] - taken
+    d = list(steps.values())
+    if not d:
+        return ""
+    spread = f" ± {statistics.stdev(d):.3f}" if len(d) > 1 else ""
+    return (f"After fine-tuning minus the try taken, over {len(d)} distinct steps: {statistics.mean(d):+.3f}{spread} "
+            f"of the original's time ({sum(x > 0 for x in d)} slower).")
+
+
 def _speedup(x: float | None, rng: list[float] | None) -> str:
     return "-" if x is None else f"{x:.2f}x" + (f" [{rng[0]:.2f}-{rng[1]:.2f}]" if rng else "")
 
@@ -89,7 +108,7 @@ def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, di
     for r in rows:  # the speed-up the summary reads
         r["used"] = r["fresh"] if speedups == "fresh" and r["fresh"] is not None else r["speedup"]
     remeasured = sorted({f"{r['run']}-s{r['seed']}" for r in rows
-                         if r["iteration"] is not None and r["used"] == r["fresh"]})
+                         if r["iteration"] is not None and speedups == "fresh" and r["fresh"] is not None})
     lines = ["| run | seed | step | MACs red. % | speed-up b32 in the run [min-max] | b1 in the run | "
              "b32 re-measured [min-max] | b1 re-measured | val top-1 % | test top-1 % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -101,11 +120,14 @@ def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, di
     summary = ["| run | at speed-up | seeds | speed-up b32 | MACs red. % | test top-1 % |", "|---|---|---|---|---|---|"]
     tried = [r for r in rows if r.get("tries")]
     if tried:  # the measured steps (--latency-tries): relative time of each try against the original's
-        lines += ["", "Measured steps: each try's table total -> measured time, relative to the original's",
-                  "", "| run | seed | step | time wanted | tries: table -> measured |", "|---|---|---|---|---|"]
+        lines += ["", "Measured steps: each try's table total -> measured time, relative to the original's, and "
+                  "the step's time as the iteration measured it after fine-tuning", "",
+                  "| run | seed | step | time wanted | tries: table -> measured | after fine-tuning |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['run']} | {r['seed']} | {r['iteration']} | {r['tries']['relative_time_wanted']:.3f} | "
-                  + "; ".join(f"{t:.3f} -> {m:.3f}" for t, m in r["tries"]["table_and_measured_time"]) + " |"
-                  for r in tried]
+                  + "; ".join(f"{t:.3f} -> {m:.3f}" for t, m in r["tries"]["table_and_measured_time"])
+                  + f" | {_fmt(None if r['speedup'] is None else 1.0 / r['speedup'], 3)} |" for r in tried]
+        lines += ["", _try_drift(tried)]
     runs = sorted({r["run"] for r in rows})
     for run in runs:
         mine = [r for r in rows if r["run"] == run]
@@ -137,7 +159,8 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("--at", type=float, nargs="+", default=[1.3, 1.5])
     ap.add_argument("--speedups", choices=["fresh", "run"], default="fresh",
-                    help="speed-ups of the summary: re-measured (latency.json in every pruning run) or the run's own")
+                    help="speed-ups of the summary: a run's re-measure (its latency.json) where it has one, "
+                    "or always the run's own")
     args = ap.parse_args()
     text, rows = table(args.root, args.at, args.speedups)
     (args.root / "table.md").write_text(text)
