@@ -105,10 +105,12 @@ def _speedup(x: float | None, rng: list[float] | None) -> str:
 
 def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, dict[str, Any]]:
     rows = _runs(root)
+    remeasured: set[str] = set()
     for r in rows:  # the speed-up the summary reads
-        r["used"] = r["fresh"] if speedups == "fresh" and r["fresh"] is not None else r["speedup"]
-    remeasured = sorted({f"{r['run']}-s{r['seed']}" for r in rows
-                         if r["iteration"] is not None and speedups == "fresh" and r["fresh"] is not None})
+        fresh = r["fresh"] if speedups == "fresh" else None
+        r["used"] = r["speedup"] if fresh is None else fresh
+        if fresh is not None and r["iteration"] is not None:
+            remeasured.add(f"{r['run']}-s{r['seed']}")
     lines = ["| run | seed | step | MACs red. % | speed-up b32 in the run [min-max] | b1 in the run | "
              "b32 re-measured [min-max] | b1 re-measured | val top-1 % | test top-1 % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -145,7 +147,7 @@ def table(root: Path, at: list[float], speedups: str = "fresh") -> tuple[str, di
                            f"{_mean_std([p['test'] for p in picks])} |")
     refs = _references(root)
     ref_lines = ["| run | ms per batch |", "|---|---|"] + [f"| {r['run']} | {_fmt(r['ms_batch'], 1)} |" for r in refs]
-    which = "measured in the run" + (f"; re-measured by `transtailor benchmark` for {', '.join(remeasured)}"
+    which = "measured in the run" + (f"; re-measured by `transtailor benchmark` for {', '.join(sorted(remeasured))}"
                                       if remeasured else "")
     text = ("Every step\n\n" + "\n".join(lines) + "\n\nAt equal measured latency (per seed, the step whose "
             f"batch-32 speed-up, {which}, is nearest)\n\n" + "\n".join(summary)
