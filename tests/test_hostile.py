@@ -479,3 +479,160 @@ def test_version_help_and_finetune_flags_answer_without_torch():
             "        except SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- no command that writes a file the user names overwrites a run's own files ------------------------------
+
+BENCH = ["--latency-target", "cpu", "--rounds", "1", "--latency-batch", "2", "--threads", "1"]
+
+
+@pytest.mark.parametrize("target", ["best/model.pt", "iter_001/model.pt", "summary.json", "iterations.json"])
+def test_benchmark_never_replaces_a_runs_own_files(finished_run, target, capsys):
+    before = (finished_run / target).read_bytes()
+    assert main(["benchmark", str(finished_run), "--output", str(finished_run / target), "--force", *BENCH]) == 2
+    assert "one of the run's own files" in capsys.readouterr().err
+    assert (finished_run / target).read_bytes() == before
+
+
+def test_benchmark_refuses_an_existing_file_without_force_and_a_folder_without_the_disk_hint(finished_run, tmp_path,
+                                                                                             capsys):
+    mine = tmp_path / "notes.json"
+    mine.write_text("keep me")
+    assert main(["benchmark", str(finished_run / "best" / "model.pt"), "--output", str(mine), *BENCH]) == 2
+    assert "exists: pass --force" in capsys.readouterr().err
+    assert mine.read_text() == "keep me"
+    assert main(["benchmark", str(finished_run / "best" / "model.pt"), "--output", str(tmp_path), *BENCH]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder: name a file in it" in err and "disk space" not in err
+
+
+def test_benchmarks_of_two_files_in_one_folder_keep_their_own_tables(finished_run, tmp_path):
+    for name in ("a.pt", "b.pt"):
+        shutil.copy(finished_run / "best" / "model.pt", tmp_path / name)
+        assert main(["benchmark", str(tmp_path / name), *BENCH]) == 0
+    tables = {name: json.loads((tmp_path / f"{name}.latency.json").read_text()) for name in ("a.pt", "b.pt")}
+    assert [t["models"][0]["name"] for t in tables.values()] == ["a.pt", "b.pt"]
+
+
+def test_a_model_file_cut_short_is_one_whole_sentence(finished_run, tmp_path, capsys):
+    cut = tmp_path / "model.pt"
+    cut.write_bytes((finished_run / "best" / "model.pt").read_bytes()[:5000])
+    assert main(["benchmark", str(cut), *BENCH]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is damaged or cut short" in err and err.endswith("save or copy the model again")
+    json_file = tmp_path / "latency.pt"
+    json_file.write_text('{"models": []}')  # what an overwrite by a JSON writer would have left
+    assert main(["benchmark", str(json_file), *BENCH]) == 2
+    err = capsys.readouterr().err
+    assert "is not a model file" in err and "arbitrary code" not in err
+
+
+@pytest.fixture(scope="module")
+def onnx_file(finished_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "sub.onnx"
+    assert main(["export", str(finished_run), "--format", "onnx", "--output", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("case", ["garbage", "empty", "garbage reference", "other size"])
+def test_a_bad_or_mismatched_onnx_file_is_one_line(onnx_file, tmp_path, case, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"" if case == "empty" else b"not a protobuf at all")
+    argv = {"garbage": [str(bad)], "empty": [str(bad)], "garbage reference": [str(onnx_file), "--reference", str(bad)],
+            "other size": [str(onnx_file), "--image-size", "64"]}[case]
+    assert main(["benchmark", *argv, "--rounds", "1", "--latency-batch", "2", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    if case == "other size":
+        assert "takes inputs of shape batchx3x32x32, not 1x3x64x64: benchmark it with --image-size 32" in err
+    else:
+        assert f"{bad} is not an ONNX model" in err
+
+
+def test_an_onnx_file_is_timed_at_the_size_it_was_exported_for(onnx_file):
+    assert main(["benchmark", str(onnx_file), "--rounds", "1", "--latency-batch", "2", "--threads", "1"]) == 0
+    table = json.loads(onnx_file.with_name("sub.onnx.latency.json").read_text())
+    assert table["models"][0]["name"] == "sub.onnx" and table["target"] == "onnxruntime"
+
+
+def test_an_empty_budget_list_is_refused(tiny_folder, tmp_path, capsys):
+    assert main(["compare", "--data", str(tiny_folder), "--out", str(tmp_path / "cmp"), "--budgets", ","]) == 2
+    assert "--budgets needs at least one budget" in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_a_round_to_wider_than_every_layer_is_refused_before_training(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--data", str(tiny_folder), "--out", str(out), "--model", "resnet18", "--weights", "none",
+            "--image-size", "32", "--no-latency", "--round-to"]
+    assert main([*argv, "512"]) == 2  # resnet18's widest layer has 512 channels
+    assert "the widest has 512 channels" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# --- two processes never share a run folder -----------------------------------------------------------------
+
+def _holder(folder: Path):
+    """Another process that holds ``folder`` as a run in progress does (until it is killed)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; from transtailor.runs import RunDir; "
+                             "RunDir(sys.argv[1]).create(); print('held', flush=True); time.sleep(600)", str(folder)],
+                            stdout=subprocess.PIPE, text=True)
+    if proc.stdout is None or proc.stdout.readline().strip() != "held":
+        proc.kill()
+        pytest.fail(f"the process meant to hold {folder} did not start")
+    return proc
+
+
+def test_a_run_folder_held_by_another_process_is_refused_for_a_new_run_resume_and_compare(finished_run, tiny_folder,
+                                                                                          tmp_path, capsys):
+    run = tmp_path / "resumable"
+    _continue_to_two(finished_run, run)
+    cmp_dir = tmp_path / "cmp"
+    cmp_dir.mkdir()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    holders = []
+    try:
+        for folder in (run, cmp_dir, tmp_path / "fresh"):
+            holders.append(_holder(folder))
+        assert main(["search", "--resume", str(run)]) == 2
+        assert "is being written by another TransTailor process (PID" in capsys.readouterr().err
+        assert main(["compare", "--data", str(tiny_folder), "--out", str(cmp_dir), "--methods", "ft",
+                     "--model", "resnet18", "--weights", "none", "--image-size", "32", "--no-latency"]) == 2
+        assert "is being written by another TransTailor process" in capsys.readouterr().err
+        assert main(["finetune", "--data", str(tiny_folder), "--out", str(tmp_path / "fresh"), "--model", "resnet18",
+                     "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-latency"]) == 2
+        assert "is being written by another TransTailor process" in capsys.readouterr().err
+    finally:
+        for proc in holders:
+            proc.kill()  # as kill -9: the lock goes with the process, its file stays behind
+            proc.wait()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".transtailor.lock"} == before
+    assert (tmp_path / "fresh" / ".transtailor.lock").is_file()
+    assert main(["finetune", "--data", str(tiny_folder), "--out", str(tmp_path / "fresh"), "--model", "resnet18",
+                 "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-latency", "--threads", "1",
+                 "--workers", "0"]) == 0  # a dead holder's lock does not block
+    assert not (tmp_path / "fresh" / ".transtailor.lock").exists()  # released when the run ended
+
+
+def test_two_searches_started_together_into_one_folder_one_stops_with_one_line(tiny_folder, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "transtailor", "search", "--data", str(tiny_folder), "--out", str(out),
+            "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-latency",
+            "--max-iterations", "1", "--stop-rule", "none", "--threads", "1", "--workers", "0", "--seed"]
+    procs = [subprocess.Popen([*argv, str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (0, 1)]
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    err = next(e for code, e in results if code == 2).strip().splitlines()[-1]
+    assert "Traceback" not in err and ("being written by another TransTailor process" in err
+                                       or "already holds a run" in err)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r.get("epoch")) for r in records].count(("ft", 1)) == 1  # one run's records, not two
+    assert [r["iteration"] for r in _iterations(out)] == [0, 1]

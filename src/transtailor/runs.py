@@ -7,12 +7,15 @@ torchrun only rank 0 writes: in the other processes every writer here does nothi
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import yaml
 
@@ -24,6 +27,14 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "predictions.json"
+#: held by the process that writes a run (or comparison) folder; see :func:`claim`
+LOCK_FILE = ".transtailor.lock"
+
+# the files a run folder (or an iteration's folder in it) is made of: no command that writes a file the
+# user names ever replaces them
+RUN_FILES = frozenset({MODEL_FILE, CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, PREDICTIONS_FILE, "state.json",
+                       "iterations.json", "metrics.json", "importance.pt", "pruning.json", "latency.json",
+                       "compare.json", "compare_config.json", "compare.md", LOCK_FILE})
 
 
 def file_mode() -> int:
@@ -90,6 +101,109 @@ def read_json(path: str | Path) -> Any:
                            "or a kill") from None
 
 
+def holds_files(folder: str | Path) -> bool:
+    """Whether ``folder`` exists and holds anything but a lock file (a run's, or one a killed run left)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir())
+
+
+def check_output(dst: str | Path, *, force: bool, sources: tuple[str | Path, ...] = (),
+                 flag: str = "--output") -> Path:
+    """Refuse to write a file the user named where it would lose something: a folder, one of a run
+    folder's own files (never, even with ``force``), one of ``sources`` (the files the command reads),
+    or any other existing file unless ``force``. Every command that writes a user-named file calls this."""
+    dst = Path(dst)
+    if dst.is_dir():
+        raise ConfigError(f"{flag} {dst} is a folder: name a file in it")
+    if not dst.exists():
+        return dst
+    if any(dst.resolve() == Path(src).resolve() for src in sources) or (dst.name in RUN_FILES and
+                                                                          _in_run_folder(dst)):
+        raise ConfigError(f"{flag} {dst} is one of the run's own files: choose another name")
+    if not force:
+        raise ConfigError(f"{flag} {dst} exists: pass --force to replace it, or choose another name")
+    return dst
+
+
+def _in_run_folder(path: Path) -> bool:
+    here = path.resolve().parent
+    return any((d / CONFIG_FILE).is_file() or (d / "compare_config.json").is_file()
+               for d in (here, here.parent, here.parent.parent))
+
+
+# the run folders this process holds: resolved path -> open lock file (see :func:`claim`)
+_HELD: dict[Path, int] = {}
+
+
+def claim(folder: str | Path, flag: str = "--out") -> None:
+    """Take ``folder`` for this process, or stop with one line if another process holds it.
+
+    The lock is an ``fcntl`` lock on ``folder/.transtailor.lock``, which holds the owner's PID and host
+    for the message. The operating system drops it when the process ends however it ends (a kill -9
+    included), so a lock left by a dead process never blocks: there is nothing stale to detect. A
+    process may claim a folder it already holds. Only rank 0 claims; elsewhere (no ``fcntl``) nothing
+    is locked."""
+    folder = Path(folder)
+    key = folder.resolve()
+    if not is_main() or key in _HELD:
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return
+    path = folder / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ConfigError(f"{flag} {folder} is being written by another TransTailor process ({owner}); wait for "
+                              f"it to end, or choose another {flag}") from None
+        try:  # the holder may have removed the file between our open and our lock: lock the file that is there
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode())
+    _HELD[key] = fd
+
+
+def release(folder: str | Path) -> None:
+    """Give up a folder this process claimed (its lock file goes too)."""
+    fd = _HELD.pop(Path(folder).resolve(), None)
+    if fd is None:
+        return
+    Path(folder, LOCK_FILE).unlink(missing_ok=True)  # removed while held: no one else can hold this one
+    os.close(fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    for folder in list(_HELD):
+        release(folder)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def releases_folders(fn: F) -> F:
+    """Decorate a command: the run folders it claims are released when it returns or raises."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        before = set(_HELD)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for folder in set(_HELD) - before:
+                release(folder)
+    return wrapper  # type: ignore[return-value]
+
+
 class RunDir:
     """A run folder. Create it only after all inputs were validated, so bad input writes nothing."""
 
@@ -97,15 +211,24 @@ class RunDir:
         self.path = Path(path)
 
     def create(self, *, overwrite: bool = True) -> "RunDir":
+        """Make the folder and claim it for this process (:func:`claim`); without ``overwrite`` a folder that
+        holds files already, e.g. those a run that just ended wrote, is refused."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--out {self.path} exists and is not a folder")
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
-            raise ConfigError(f"--out {self.path} is not empty; choose another folder")
-        if is_main():
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"--out {self.path}: cannot create the folder ({exc.strerror or exc})") from None
+        if not is_main():  # rank 0 makes, claims and checks the folder for every rank
+            return self
+        if holds_files(self.path) and not overwrite:
+            raise ConfigError(f"--out {self.path} already holds a run; choose another folder (runs are never "
+                              "overwritten)")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {self.path}: cannot create the folder ({exc.strerror or exc})") from None
+        claim(self.path)
+        if holds_files(self.path) and not overwrite:  # another run filled it between the check and the claim
+            release(self.path)
+            raise ConfigError(f"--out {self.path} already holds a run; choose another folder (runs are never "
+                              "overwritten)")
         return self
 
     def file(self, name: str) -> Path:

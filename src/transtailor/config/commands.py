@@ -195,6 +195,8 @@ class CompareConfig(PruningOptions, CommonConfig):
                               f"{self.budgets!r}") from None
         if not seeds:
             raise ConfigError("--seeds needs at least one seed")
+        if not budgets:
+            raise ConfigError("--budgets needs at least one budget (e.g. 0.2,0.3, or 1.3,1.6 with --cost latency)")
         if self.cost == "latency":
             if any(not b > 1.0 for b in budgets):
                 raise ConfigError(f"with --cost latency, --budgets are speed-ups above 1 (e.g. 1.3,1.6), got "
@@ -240,7 +242,9 @@ class BenchmarkConfig:
     threads: int = option(0, "CPU threads (torch, or ONNX Runtime's intra-op threads; 0: the library's default)")
     image_size: int | None = option(None, "input size (default: the size the model was trained at)")
     reference: str | None = option(None, "time a single model against this one (model file, run folder or .onnx)")
-    output: str | None = option(None, "where to write latency.json (default: in the run folder or beside the file)")
+    output: str | None = option(None, "where to write the table as JSON (default: latency.json in the run folder, "
+                                "or NAME.latency.json beside the file NAME)")
+    force: bool = option(False, "replace --output if it exists (never a run's own files)")
 
     def validate(self) -> None:
         if not self.model_path:

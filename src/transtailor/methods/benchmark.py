@@ -5,7 +5,8 @@ A run folder: every ``iter_NNN/model.pt`` is timed against iteration 0 (the unpr
 all models alternately in one process for ``--rounds`` rounds, at batch 1 and ``--latency-batch``;
 the speed-up is the median of the per-round ratios, with its min and max. A single model file
 (``model.pt``, or an exported ``.onnx`` run with ONNX Runtime) is timed alone, or against
-``--reference``. The table is printed and written as ``latency.json`` beside the run or file.
+``--reference``. The table is printed and written as ``latency.json`` in a run folder, as
+``<file name>.latency.json`` beside a single file, or to ``--output`` (never over a run's own files).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from ..errors import ConfigError
 from ..models.measure import count_macs_params
 from ..models.serialize import load_bundle, resolve_model_path
 from ..models.timing import (Latency, TimingSetup, check_target, compare_latency, device_name, library_versions,
-                             onnx_file_runner, resolve_target)
+                             onnx_file_runner, onnx_input_size, resolve_target)
 from ..records import IterationRecord
-from ..runs import atomic_write, read_json
+from ..runs import atomic_write, check_output, read_json
 from ..training import set_threads
 
 
@@ -61,6 +62,7 @@ def benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
     if onnx_only and cfg.latency_target not in ("auto", "onnxruntime"):
         raise ConfigError(f"{src} is an ONNX file: it is timed with ONNX Runtime (--latency-target onnxruntime)")
     check_target(target)
+    out = _output(src, cfg)
     entries = _entries(src, cfg)
     reference = _reference(src, cfg, entries)
     setup = TimingSetup(target, cfg.latency_batch, cfg.threads)
@@ -73,7 +75,6 @@ def benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
             if reference is not None:
                 row[f"speedup_{key}"] = res.speedup
                 row[f"speedup_{key}_range"] = [res.speedup_min, res.speedup_max]
-    out = Path(cfg.output) if cfg.output else (src if src.is_dir() else src.parent) / "latency.json"
     facts = {"target": target, "device": device_name(target), "threads": setup.torch_threads(),
              "batch": cfg.latency_batch, "rounds": cfg.rounds, "reference": reference,
              "machine": platform.machine(), **library_versions(target)}
@@ -93,10 +94,20 @@ def _entries(src: Path, cfg: BenchmarkConfig) -> list[Entry]:
             entries.append(_module_entry(f"iter_{it:03d}", path, cfg, {"iteration": it}))
         return entries
     if src.suffix == ".onnx":
-        if cfg.image_size is None:
-            raise ConfigError(f"{src}: give the input size of an ONNX file with --image-size")
-        return [Entry(src.name, None, str(src), cfg.image_size, {})]
+        size = cfg.image_size or onnx_input_size(str(src))
+        if size is None:
+            raise ConfigError(f"{src} takes any input size: give the one to time with --image-size")
+        return [Entry(src.name, None, str(src), size, {})]
     return [_module_entry(src.name, resolve_model_path(src), cfg, {})]
+
+
+def _output(src: Path, cfg: BenchmarkConfig) -> Path:
+    """Where the table goes: ``--output`` (checked before anything is timed), else ``latency.json`` in a
+    run folder or ``<name>.latency.json`` beside a file, so that two files of one folder keep their own."""
+    if cfg.output:
+        sources = [src] + ([Path(cfg.reference)] if cfg.reference else [])
+        return check_output(Path(cfg.output).expanduser(), force=cfg.force, sources=tuple(sources))
+    return src / "latency.json" if src.is_dir() else src.with_name(f"{src.name}.latency.json")
 
 
 def _module_entry(name: str, path: Path, cfg: BenchmarkConfig, info: dict[str, Any]) -> Entry:

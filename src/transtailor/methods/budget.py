@@ -30,8 +30,10 @@ import torch
 import torch.nn as nn
 
 from ..config import IterativeConfig
+from ..errors import ConfigError
 from ..models.timing import TimingSetup, resolve_target
-from ..pruning import GateSite
+from ..models.zoo import ModelBundle
+from ..pruning import GateSite, find_gate_sites
 from ..pruning.cost import Cost, LatencyCost, LatencyTable, MacCost
 from ..records import IterationRecord
 
@@ -83,6 +85,17 @@ def resolve_round_to(cfg: IterativeConfig, device: torch.device | str) -> int:
     if cfg.round_to is not None:
         return cfg.round_to
     return DEFAULT_ROUND_TO[resolve_target(cfg.latency_target, device)]
+
+
+def check_round_to(cfg: IterativeConfig, bundle: ModelBundle, image_size: int, device: torch.device) -> None:
+    """Refuse a ``--round-to`` that no prunable layer of the model is wider than: nothing could be pruned."""
+    widths = resolve_round_to(cfg, device)
+    convs = {site.conv for site in find_gate_sites(bundle.model, min(image_size, 64), exclude=(bundle.head,))}
+    widest = max((int(m.out_channels) for n, m in bundle.model.named_modules() if n in convs), default=0)
+    if widths >= widest:
+        flag = f"--round-to {widths}" if cfg.round_to is not None else f"the default --round-to {widths}"
+        raise ConfigError(f"{flag} is not below the width of any prunable layer of {cfg.model} (the widest has "
+                          f"{widest} channels), so nothing could be pruned: use a smaller --round-to, e.g. 8")
 
 
 def step_share(cfg: IterativeConfig, flops_step: float | None) -> float | None:

@@ -12,7 +12,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,7 @@ from ..models.weights import load_checked
 from ..models.heads import replace_head
 from ..models.zoo import ModelBundle, create_model, wrap_module
 from ..records import FinetuneSummary, RunFacts
-from ..runs import MODEL_FILE, RunDir, write_json
+from ..runs import MODEL_FILE, RunDir, holds_files, write_json
 from ..training import resolve_device, seed_everything, set_threads
 from ..training.loop import FitResult, predict
 from ..training.predictions import Evaluated
@@ -58,19 +58,21 @@ class Setup(Generic[C]):
 
 
 def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: bool = False,
-            restoring: bool = False) -> Setup[T]:
+            restoring: bool = False, check: Callable[[ModelBundle, int, torch.device], None] | None = None
+            ) -> Setup[T]:
     """Seed, pick the device, build the model with a target head and the data, then open the run folder.
 
     The pretrained weights are only read when they are used: with ``--from-ft`` the FT model replaces
     them, and with ``restoring`` (a resumed run with a saved iteration) the run's own checkpoint does,
-    so neither needs them on disk or a download.
+    so neither needs them on disk or a download. ``check(bundle, image_size, device)`` refuses what the
+    method cannot do with this model, also before the folder exists.
     """
     started = time.perf_counter()
     cfg.validate()
     image_size = cfg.image_size if cfg.image_size is not None else default_image_size(cfg.data)
     cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
-    if cfg.out and not overwrite and out.is_dir() and any(out.iterdir()):
+    if cfg.out and not overwrite and holds_files(out):
         raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
     set_threads(cfg.threads)
     device = init_from_env(resolve_device(cfg.device))
@@ -98,8 +100,10 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     if from_ft:
         load_ft_model(bundle, data.classes, from_ft, cfg.model)
     _check_input_size(bundle.model, image_size, cfg.model, device)
+    if check is not None:
+        check(bundle, image_size, device)
     barrier()  # every rank has checked --out before rank 0 creates it
-    run = RunDir(out).create()
+    run = RunDir(out).create(overwrite=overwrite)  # claimed: a second process stops here
     run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
@@ -177,7 +181,7 @@ def _default_out(command: str, cfg: CommonConfig) -> Path:
     data_name = Path(cfg.data).name or "data"
     base = Path("runs") / f"{command}-{cfg.model.replace(':', '_')}-{data_name}"
     out, n = base, 1
-    while out.exists() and any(out.iterdir()):
+    while holds_files(out):
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out

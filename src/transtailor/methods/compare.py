@@ -35,7 +35,7 @@ from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
 from ..pruning.criteria import CRITERIA
 from ..records import FinetuneSummary, IterationRecord, Measured, SearchSummary
-from ..runs import read_json, write_json
+from ..runs import RunDir, read_json, releases_folders, write_json
 from .finetune import finetune
 from .iterative import RESUME_OVERRIDES, iterations_seconds
 from .prune import prune
@@ -141,6 +141,7 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
                         max_iterations=max(1, math.ceil(budget / step - 1e-9)))
 
 
+@releases_folders
 def compare(cfg: CompareConfig) -> CompareResult:
     """Make every run that is not finished yet, then write the table, the JSON and the plot."""
     cfg.validate()
@@ -151,6 +152,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
                                                    for k, v in method_options_of(name, cfg.method_options).items()})
     root = Path(cfg.out) if cfg.out else Path("runs") / f"compare-{cfg.model.replace(':', '_')}-{Path(cfg.data).name}"
     _check_same_setting(root, cfg)
+    RunDir(root).create()  # claimed: a second comparison into this folder stops here
     write_json(root / "compare_config.json", to_dict(cfg))
     rows = []
     for method, budget, seed in plan_runs(cfg):

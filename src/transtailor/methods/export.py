@@ -8,7 +8,7 @@ import torch
 
 from ..errors import ConfigError, ModelError
 from ..models.serialize import load_bundle, resolve_model_path
-from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, atomic_path
+from ..runs import atomic_path, check_output
 
 FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "export": ".pt2"}
 
@@ -25,7 +25,7 @@ def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | N
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     src = resolve_model_path(path)
     dst = Path(out) if out else src.with_name(src.stem + FORMATS[fmt])
-    _check_output(dst, src, force)
+    check_output(dst, force=force, sources=(src,))
     bundle = load_bundle(src)
     model = bundle.model.eval()
     size = image_size or int(bundle.meta.get("image_size", 224))
@@ -48,26 +48,6 @@ def export_model(path: str | Path, fmt: str = "torchscript", out: str | Path | N
     except OSError as exc:
         raise ConfigError(f"--output {dst}: cannot write there ({exc.strerror or exc})") from None
     return dst, diff
-
-
-# the files a run folder (or an iteration's folder in it) is made of: an export never replaces them
-RUN_FILES = {MODEL_FILE, CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, "state.json", "iterations.json", "metrics.json",
-             "importance.pt", "pruning.json", "latency.json", "compare.json"}
-
-
-def _check_output(dst: Path, src: Path, force: bool) -> None:
-    if dst.is_dir():
-        raise ConfigError(f"--output {dst} is a folder: name a file in it, e.g. {dst / ('model' + dst.suffix)}")
-    if dst.exists():
-        if dst.resolve() == src.resolve() or (dst.name in RUN_FILES and _in_run_folder(dst)):
-            raise ConfigError(f"--output {dst} is one of the run's own files: choose another name")
-        if not force:
-            raise ConfigError(f"--output {dst} exists: pass --force to replace it, or choose another name")
-
-
-def _in_run_folder(path: Path) -> bool:
-    here = path.resolve().parent
-    return any((d / "config.yaml").is_file() for d in (here, here.parent, here.parent.parent))
 
 
 def _torch_export(model: torch.nn.Module, x: torch.Tensor, dst: Path) -> torch.Tensor:

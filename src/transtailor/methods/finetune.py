@@ -17,7 +17,7 @@ from ..config import FinetuneConfig
 from ..models.zoo import ModelBundle
 from ..pruning import find_gate_sites
 from ..records import FinetuneSummary
-from ..runs import PREDICTIONS_FILE
+from ..runs import PREDICTIONS_FILE, releases_folders
 from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
 from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
@@ -88,6 +88,7 @@ def regularizer_for(s: Setup) -> Regularizer | None:
                             layers=layers, attention=attention)
 
 
+@releases_folders
 def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneResult:
     """Run FT (``cfg.mode='head'``) or FT-Full (``'full'``) and write the run folder."""
     s = prepare(cfg, f"finetune-{cfg.mode}", model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -39,11 +40,11 @@ from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, pe
 from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
+from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, releases_folders, write_json
 from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
-from .budget import Budget, Settled, StepBudget, settle_table_target
+from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
 from .common import (Setup, final_scores, measure, measured_speedup, prepare, require_classes, run_facts,
                      timing_setup, write_predictions)
 from .finetune import finetune_phase
@@ -124,6 +125,7 @@ def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0:
                            train_seconds=None if fitted is None else fitted.seconds), evaluated
 
 
+@releases_folders
 def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
     restoring = False
@@ -136,7 +138,8 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     cfg.validate()
     plan = make_plan(cfg)  # refuses what the criterion cannot do before anything is written
     cfg = dataclasses.replace(cfg, method_options=options_dict(plan.criterion))  # recorded with its defaults
-    s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring)
+    s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring,
+                check=functools.partial(check_round_to, cfg))
     cfg = s.cfg  # with the resolved image size
     run = s.run
     timing = timing_setup(cfg, s.device) if cfg.latency else None

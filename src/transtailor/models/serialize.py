@@ -49,20 +49,30 @@ def read_payload(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
     p = resolve_model_path(path)
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise ModelError(
-                f"{p} needs arbitrary code to be unpickled, which TransTailor refuses; "
-                "save the model's state_dict instead"
-            ) from None
-        raise ModelError(f"cannot read {p}: {msg[:200]}") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds; the user needs one line
+        raise ModelError(_unreadable(p, exc)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{p} is not a TransTailor model file (save one with transtailor.save_model)")
     if payload.get("version", 0) > VERSION:
         raise ModelError(f"{p} was written by a newer TransTailor (format {payload['version']}); upgrade to read it")
     payload["path"] = str(p)
     return payload
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in one whole sentence (torch's own messages run for a
+    paragraph and name its internals)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return f"{path} is empty: the write that made it did not finish; save or copy the model again"
+    if "Unsupported global" in str(exc):
+        return f"{path} needs arbitrary code to be unpickled, which TransTailor refuses; save the model's state_dict instead"
+    if head == b"PK\x03\x04":  # a zip archive, as torch.save writes: its index is at the end
+        return (f"{path} is damaged or cut short (its archive cannot be read), e.g. by a full disk, a kill during "
+                "the write or an unfinished copy; save or copy the model again")
+    return (f"{path} is not a model file (it was not written by torch.save; it starts with {head!r}); "
+            "give a model.pt that TransTailor saved, or a run folder")
 
 
 def load_bundle(path: str | Path, model: nn.Module | None = None, map_location: str = "cpu") -> ModelBundle:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, cast
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 
 TARGETS = ("cpu", "onnxruntime", "cuda")
 
@@ -199,9 +199,52 @@ def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[]
 
 
 def onnx_file_runner(path: str, input_shape: tuple[int, ...], threads: int) -> Callable[[], Any]:
-    """A runner for an exported ``.onnx`` file (its first input gets a fixed random tensor)."""
+    """A runner for an exported ``.onnx`` file (its first input gets a fixed random tensor).
+
+    A file ONNX Runtime cannot load, or one exported for another input size, is a :class:`ModelError`
+    that names the file and what is wrong with it."""
+    session = _onnx_file_session(path, threads)
+    expected = session.get_inputs()[0].shape
+    if len(expected) != len(input_shape) or any(isinstance(e, int) and e != g for e, g in zip(expected, input_shape)):
+        size = expected[-1] if len(expected) == 4 and isinstance(expected[-1], int) else None
+        fix = f"benchmark it with --image-size {size}" if size else "give the input size it was exported for"
+        raise ModelError(f"{path} takes inputs of shape {_shape(expected)}, not {_shape(input_shape)}: {fix}")
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    return _session_runner(ort_session(path, threads), x)
+    run = _session_runner(session, x)
+    try:
+        run()
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+        raise ModelError(f"{path} does not run in ONNX Runtime ({_ort_reason(exc)})") from None
+    return run
+
+
+def onnx_input_size(path: str) -> int | None:
+    """The image size an ``.onnx`` file was exported for (None when its height and width are not fixed)."""
+    shape = _onnx_file_session(path, 1).get_inputs()[0].shape
+    if len(shape) == 4 and isinstance(shape[2], int) and shape[2] == shape[3]:
+        return int(shape[2])
+    return None
+
+
+def _onnx_file_session(path: str, threads: int) -> Any:
+    try:
+        return ort_session(path, threads)
+    except ImportError:
+        raise ModelError("timing an ONNX file needs onnxruntime: pip install 'transtailor[onnx]'") from None
+    except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, InvalidArgument, Fail ...
+        raise ModelError(f"{path} is not an ONNX model ONNX Runtime can load ({_ort_reason(exc)}); write one with "
+                         "transtailor export --format onnx") from None
+
+
+def _ort_reason(exc: Exception) -> str:
+    """ONNX Runtime's message without its code prefix and file name: 'Protobuf parsing failed.'"""
+    text = " ".join(str(exc).split())
+    reason = text.split("failed:", 1)[-1] if "failed:" in text else text.split(" : ")[-1]
+    return reason.strip().rstrip(".")
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(str(d) for d in shape)
 
 
 def time_runner(fn: Callable[[], Any], setup: TimingSetup, min_run_time: float | None = None) -> float:
