@@ -153,10 +153,20 @@ def _cmd_evaluate(args: dict[str, Any], config_file: str | None) -> int:
 
 
 def _cmd_models(args: dict[str, Any], config_file: str | None) -> int:
-    from ..models import available_models
+    from ..models import count_macs_params, create_model
+    from ..models.zoo import BUILTINS, torchvision_names
+    from ..reporting.tables import markdown_table
 
-    print("\n".join(available_models()))
-    print("... and any timm model as timm:NAME", file=sys.stderr)
+    rows = []
+    for name, builtin in BUILTINS.items():
+        model = create_model(name, weights="none").model  # the architecture is all that is counted
+        macs, params = count_macs_params(model, builtin.image_size)
+        rows.append([name, str(builtin.image_size), f"{params / 1e6:.2f}", f"{macs / 1e6:.0f}"])
+    print("Pretrained models whose ImageNet weights install with TransTailor (they work offline):\n")
+    print(markdown_table(["model", "native px", "M params", "M MACs at native px"], rows))
+    print("\ntorchvision models (their ImageNet weights download once, or give a file with --weights):\n")
+    print("\n".join(torchvision_names()))
+    print("\n... and any timm model as timm:NAME")
     return 0
 
 

@@ -36,8 +36,9 @@ class DataSource:
 class DataOptions(DataSource):
     """The data, and the image size training runs at."""
 
-    image_size: int | None = option(None, "training crop size in pixels (default: 224 as in the paper, or a "
-                                          "recipe's own, e.g. 96 for digits)")
+    image_size: int | None = option(None, "training crop size in pixels (default: the model's native size, 224 "
+                                          "for most, 240 for efficientnet_lite1, 260 for lite2; or a recipe's "
+                                          "own, e.g. 96 for digits)")
     crop_pct: float = option(0.875, "evaluation centre crop as a fraction of the resized image")
 
     def validate(self) -> None:
@@ -60,7 +61,8 @@ class MachineOptions:
 class ModelOptions:
     """Which network and which starting weights."""
 
-    model: str = option("efficientnet_lite0", "torchvision name, timm:NAME, or efficientnet_lite0")
+    model: str = option("efficientnet_lite0", "efficientnet_lite0/1/2 (ImageNet weights that work offline), a "
+                                              "torchvision name, or timm:NAME")
     weights: str = option("default", "'default' (pretrained), 'none' (random init) or a .pth file")
 
     def validate(self) -> None:

@@ -32,14 +32,14 @@ class RecipeOptions:
 
 
 RECIPES: dict[str, Callable[[RecipeOptions], Splits]] = {}
-#: Image sizes for recipes whose images are far below the paper's 224 px.
+#: Image sizes for recipes whose images are far below the models' native sizes (224 px and up).
 RECIPE_IMAGE_SIZE: dict[str, int] = {"digits": 96}
-DEFAULT_IMAGE_SIZE = 224
 
 
-def default_image_size(data: str) -> int:
-    """The crop size used when ``--image-size`` is not given."""
-    return RECIPE_IMAGE_SIZE.get(data, DEFAULT_IMAGE_SIZE)
+def recipe_image_size(data: str) -> int | None:
+    """The crop size a recipe trains at when ``--image-size`` is not given (None: the model's native size)."""
+    return RECIPE_IMAGE_SIZE.get(data)
+
 #: Recipes whose files the user must provide under --data-root.
 LOCAL_RECIPES = ("caltech256-30", "caltech256-60", "cub200", "stanford-dogs", "mit-indoor67")
 

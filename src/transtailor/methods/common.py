@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..config import CommonConfig, to_dict
 from ..data import DataBundle, build_data
-from ..data.recipes import default_image_size
+from ..data.recipes import recipe_image_size
 from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, save_model
@@ -27,7 +27,7 @@ from ..models.timing import Latency, TimingSetup, check_target, compare_latency,
 from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
-from ..models.zoo import ModelBundle, create_model, wrap_module
+from ..models.zoo import DEFAULT_IMAGE_SIZE, ModelBundle, create_model, native_image_size, wrap_module
 from ..records import FinetuneSummary, RunFacts
 from ..runs import MODEL_FILE, RunDir, holds_files, write_json
 from ..training import resolve_device, seed_everything, set_threads
@@ -69,7 +69,8 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     """
     started = time.perf_counter()
     cfg.validate()
-    image_size = cfg.image_size if cfg.image_size is not None else default_image_size(cfg.data)
+    image_size = cfg.image_size or recipe_image_size(cfg.data) or (
+        native_image_size(cfg.model) if model is None else DEFAULT_IMAGE_SIZE)
     cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
     if cfg.out and not overwrite and holds_files(out):

