@@ -37,7 +37,8 @@ from ..pruning.criteria import CRITERIA
 from ..records import FinetuneSummary, IterationRecord, Measured, SearchSummary
 from ..runs import RunDir, read_json, releases_folders, write_json
 from .finetune import finetune
-from .iterative import RESUME_OVERRIDES, iterations_seconds
+from .checkpoints import RESUME_OVERRIDES
+from .iterative import iterations_seconds
 from .prune import prune
 from .transtailor import search
 

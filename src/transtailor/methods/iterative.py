@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import functools
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,11 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, from_dict, method_option_fields, with_legacy_defaults
+from ..config import IterativeConfig
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
-from ..errors import ConfigError, RunFileError
-from ..models.serialize import load_bundle, save_model
+from ..errors import ConfigError
+from ..models.serialize import load_bundle
 from ..models.zoo import ModelBundle
 from ..models.timing import TimingSetup
 from ..pruning import GateSite, find_gate_sites
@@ -40,13 +39,14 @@ from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, pe
 from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, releases_folders, write_json
+from ..runs import RunDir, releases_folders
 from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
+from .checkpoints import BEST_DIR, Checkpoints
 from .common import (Setup, final_scores, measure, measured_speedup, prepare, require_classes, run_facts,
-                     timing_setup, write_predictions)
+                     timing_setup)
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
 from .stopping import Stops
@@ -54,9 +54,6 @@ from .stopping import Stops
 log = logging.getLogger("transtailor")
 
 I = TypeVar("I", bound=IterativeConfig)
-
-STATE_FILE = "state.json"
-ITERATIONS_FILE = "iterations.json"
 
 
 @dataclass
@@ -86,18 +83,16 @@ class SearchResult:
         return self.bundle.model
 
 
-def iteration_dir(run: RunDir, it: int) -> Path:
-    return run.path / f"iter_{it:03d}"
-
-
 def _seed_iteration(s: Setup[IterativeConfig], it: int) -> None:
     seed = s.cfg.seed * 1000 + it
     seed_everything(seed)
     reseed_loader(s.data.train_loader, seed)
 
 
-def _meta(s: Setup[IterativeConfig], extra: dict[str, Any]) -> dict[str, Any]:
-    return {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct, **extra}
+def _meta(s: Setup[IterativeConfig], rec: IterationRecord) -> dict[str, Any]:
+    """What a saved sub-model carries besides its weights."""
+    return {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct,
+            "iteration": rec.iteration, "macs": rec.macs, "params": rec.params}
 
 
 @dataclass
@@ -130,8 +125,8 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
     restoring = False
     if cfg.resume:
-        restoring = RunDir(cfg.resume).file(STATE_FILE).is_file()  # else killed during FT: it starts over
-        cfg = _resume_config(type(cfg), cfg)
+        restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
+        cfg = Checkpoints.resume_config(type(cfg), cfg)
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
                           "first (it is cached), or use --cost macs under torchrun")
@@ -141,15 +136,14 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     s = prepare(cfg, command, model, overwrite=bool(cfg.resume), restoring=restoring,
                 check=functools.partial(check_round_to, cfg))
     cfg = s.cfg  # with the resolved image size
-    run = s.run
+    run, ckpt = s.run, Checkpoints(s.run)
     timing = timing_setup(cfg, s.device) if cfg.latency else None
     ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
-    state = _load_state(run) if restoring else None
-    if state is not None:
-        _restore_model(s, state.completed)
-        original = load_bundle(iteration_dir(run, 0) / MODEL_FILE).model.to(s.device) if timing else None
-        iterations = _committed_iterations(run, state.completed)
+    if restoring:
+        state, iterations = ckpt.resume()
+        s.bundle.model = ckpt.load_model(state.completed, model=s.bundle.model).model.to(s.device)
+        original = ckpt.load_model(0).model.to(s.device) if timing else None
     else:
         run.reset_metrics()
         _seed_iteration(s, 0)
@@ -164,7 +158,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         original = copy.deepcopy(s.bundle.model) if timing else None
         state = RunState(completed=0, best=0, macs_original=rec.macs)
         iterations = [rec]
-        _commit_iteration(s, 0, rec, None, None, evaluated, state, iterations)
+        ckpt.commit(0, rec, s.bundle, _meta(s, rec), state, iterations, evaluated)
         _log_iteration(rec)
     macs0 = state.macs_original
     stops = plan.stops
@@ -180,13 +174,11 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         _seed_iteration(s, it)
         rec, saved, pruning, evaluated = _iteration(s, loop, it, macs0, ift_epochs, iterations)
         stops.record(state, iterations, rec)
-        _commit_iteration(s, it, rec, saved, pruning, evaluated, state, iterations)
+        ckpt.commit(it, rec, s.bundle, _meta(s, rec), state, iterations, evaluated, scores=saved, pruning=pruning)
         _log_iteration(rec)
-    write_json(run.file(STATE_FILE), state.to_json())
-    best = load_bundle(iteration_dir(run, state.best) / MODEL_FILE)
-    best_dir = run.path / "best"
-    atomic_write(best_dir / MODEL_FILE,
-                 lambda fh: fh.write((iteration_dir(run, state.best) / MODEL_FILE).read_bytes()), binary=True)
+    ckpt.write_state(state)
+    best = ckpt.keep_best(state.best)
+    best_dir = run.path / BEST_DIR
     best_rec = iterations[state.best]
     summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
@@ -256,13 +248,11 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     times["eval"] = time.perf_counter() - t
     rec.seconds = times
     rec.filters_removed = sum(record.removed.values())
-    pruning = {"macs_before": record.macs_before, "macs_after": record.macs_after, "removed": record.removed,
-               "remaining": record.remaining, "removed_channels": record.removed_channels,
-               "cost": {"unit": record.cost_unit, "before": record.cost_before, "after": record.cost_after,
-                        "target": budget.target}, "round_to": loop.budget.round_to}
+    tries = None
     if settled is not None and budget.time_plan is not None:
-        pruning["tries"] = {"relative_time_wanted": budget.time_plan.r_want,
-                            "table_and_measured_time": [list(p) for p in settled.tries]}
+        tries = {"relative_time_wanted": budget.time_plan.r_want,
+                 "table_and_measured_time": [list(p) for p in settled.tries]}
+    pruning = record.to_json(target=budget.target, round_to=loop.budget.round_to, tries=tries)
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
 
 
@@ -320,150 +310,10 @@ def _distiller(s: Setup[IterativeConfig], previous: nn.Module | None) -> Distill
     return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
 
 
-def _commit_iteration(s: Setup[IterativeConfig], it: int, rec: IterationRecord, saved: dict | None,
-                      pruning: dict | None, evaluated: Evaluated, state: RunState,
-                      iterations: list[IterationRecord]) -> None:
-    """Write the iteration's files, then the list, then the state: ``state.json`` is the commit.
-
-    A kill between any two writes leaves the state of the last committed iteration; resume trusts
-    only that (:func:`_committed_iterations`) and redoes what came after.
-    """
-    folder = iteration_dir(s.run, it)
-    save_model(folder / MODEL_FILE, s.bundle, _meta(s, {"iteration": it, "macs": rec.macs, "params": rec.params}))
-    if is_main():  # verified on resume: a file cut short or changed later is not trusted
-        state.checksums[f"{folder.name}/{MODEL_FILE}"] = _sha256(folder / MODEL_FILE)
-    if saved is not None:
-        atomic_write(folder / "importance.pt", lambda fh: torch.save(saved, fh), binary=True)
-    if pruning is not None:
-        write_json(folder / "pruning.json", pruning)
-    write_predictions(folder / PREDICTIONS_FILE, evaluated)
-    write_json(folder / "metrics.json", rec.to_json())
-    s.run.log_metrics({"phase": "iteration", **rec.to_json()})
-    write_json(s.run.file(ITERATIONS_FILE), [r.to_json() for r in iterations])
-    write_json(s.run.file(STATE_FILE), state.to_json())
-    barrier()  # other ranks read these files back
-
-
 def _log_iteration(rec: IterationRecord) -> None:
     log.info("iteration %d: val top-1 %s, test top-1 %.2f%%, %.1f M MACs (%.1f%% fewer), %.2f M params%s",
              rec.iteration, "-" if rec.val_top1 is None else f"{rec.val_top1:.2f}%", rec.test_top1,
              rec.macs / 1e6, 100 * rec.flops_reduction, rec.params / 1e6, "" if rec.best else " (not kept)")
-
-
-# options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
-RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
-
-
-def _resume_config(cls: type[I], cfg: I) -> I:
-    """The run's own configuration. An option given with ``--resume`` that differs from it is refused,
-    except those in :data:`RESUME_OVERRIDES` (e.g. ``--data`` after the images moved), which are taken.
-    An option given at its default value cannot be told from one not given, and is ignored."""
-    assert cfg.resume is not None
-    run = RunDir(cfg.resume)
-    if not run.file("config.yaml").is_file():
-        raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
-    saved = with_legacy_defaults({k: v for k, v in run.read_config().items() if k != "command"}, cls)
-    # runs written before the criteria registry stored every criterion's options: keep the run's own
-    owner, fields = saved.get("method", saved.get("importance")), method_option_fields()
-    saved = {k: v for k, v in saved.items() if k not in fields or fields[k][0] == owner}
-    saved.update(out=str(run.path), resume=str(run.path))
-    try:
-        theirs = from_dict(cls, saved)
-    except ConfigError as exc:
-        raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
-    defaults = cls()
-    taken, conflicts = {}, []
-    for f in dataclasses.fields(cls):
-        mine = getattr(cfg, f.name)
-        if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
-            continue
-        if f.name in RESUME_OVERRIDES:
-            taken[f.name] = mine
-        else:
-            conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")
-    if conflicts:
-        raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
-                          "start a new run")
-    for k, v in taken.items():
-        log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
-    return dataclasses.replace(theirs, **taken) if taken else theirs
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values, or two names of one existing file or folder (runs store paths absolute)."""
-    if a == b:
-        return True
-    if isinstance(a, str) and isinstance(b, str) and a and b and Path(a).exists():
-        return Path(a).resolve() == Path(b).resolve()
-    return False
-
-
-def _load_state(run: RunDir) -> RunState:
-    """The saved state of a resumed run, with any iteration after its last complete one cleared away."""
-    data = read_json(run.file(STATE_FILE))  # a truncated or missing file says so itself
-    try:
-        state = RunState.from_json(data)
-    except RunFileError:
-        raise RunFileError(f"{run.file(STATE_FILE)} is not a run state TransTailor wrote; start again with a new "
-                           "--out") from None
-    done = state.completed
-    for name, digest in state.checksums.items():
-        it = int(name.split("/")[0].split("_")[1])
-        if it <= done and (not run.file(name).is_file() or _sha256(run.file(name)) != digest):
-            raise RunFileError(f"{run.file(name)} is missing or changed since iteration {it} was committed (its "
-                               "checksum differs): restore it, or start the run again with a new --out")
-    for tmp in run.path.rglob(".*.tmp"):  # a write cut off by a kill
-        if is_main():
-            tmp.unlink(missing_ok=True)
-    for stale in run.path.glob("iter_*"):  # an iteration that did not complete
-        if int(stale.name.split("_")[1]) > done and is_main():
-            shutil.rmtree(stale)
-    kept = [r for r in run.metrics() if r.get("iteration", 0) <= done]
-    atomic_write(run.file("metrics.jsonl"), lambda fh: fh.writelines(_jsonl(r) for r in kept))
-    log.info("resuming %s after iteration %d", run.path, done)
-    return state
-
-
-def _committed_iterations(run: RunDir, completed: int) -> list[IterationRecord]:
-    """Iterations 0..``completed`` from their own ``metrics.json``, and ``iterations.json`` rewritten to them.
-
-    ``iterations.json`` may hold an iteration that was written before a kill but never committed.
-    """
-    out = []
-    for it in range(completed + 1):
-        path = iteration_dir(run, it) / "metrics.json"
-        try:
-            rec = IterationRecord.from_json(read_json(path))
-            if rec.iteration != it:
-                raise ValueError("not this iteration's record")
-        except (RunFileError, ValueError):
-            raise ConfigError(f"--resume {run.path}: iteration {it} is committed but {path} cannot be read; "
-                              "start the run again with a new --out") from None
-        out.append(rec)
-    if is_main():
-        write_json(run.file(ITERATIONS_FILE), [r.to_json() for r in out])
-    return out
-
-
-def _restore_model(s: Setup[IterativeConfig], it: int) -> None:
-    saved = load_bundle(iteration_dir(s.run, it) / MODEL_FILE, model=s.bundle.model)
-    s.bundle.model = saved.model.to(s.device)
-
-
-def _jsonl(record: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(record) + "\n"
 
 
 def _plots(run: RunDir) -> None:

@@ -23,6 +23,8 @@ import heapq
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch_pruning as tp
@@ -48,6 +50,18 @@ class PruneRecord:
     cost_before: float = 0.0
     cost_after: float = 0.0
     cost_unit: str = "MACs"
+
+    def to_json(self, *, target: float, round_to: int, tries: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``pruning.json`` of an iteration: this record, with the step's cost target, the width multiple and,
+        for a measured latency step, its tries."""
+        out: dict[str, Any] = {"macs_before": self.macs_before, "macs_after": self.macs_after,
+                               "removed": self.removed, "remaining": self.remaining,
+                               "removed_channels": self.removed_channels,
+                               "cost": {"unit": self.cost_unit, "before": self.cost_before, "after": self.cost_after,
+                                        "target": target}, "round_to": round_to}
+        if tries is not None:
+            out["tries"] = tries
+        return out
 
 
 def conv_widths(model: nn.Module) -> dict[str, int]:

@@ -1,0 +1,204 @@
+"""The run folder of a search or prune, owned by one object: it saves each iteration, checks what is on
+disk when the run is resumed, and decides which options a resumed run may take anew.
+
+Layout::
+
+    config.yaml  metrics.jsonl  iterations.json  state.json  summary.json  best/model.pt
+    iter_NNN/  model.pt  importance.pt  pruning.json  predictions.json  metrics.json
+
+A commit writes the iteration's files, then ``iterations.json``, then ``state.json``: ``state.json`` is
+the commit. A kill between any two writes leaves the state of the last committed iteration, and
+:meth:`Checkpoints.resume` trusts only that: it verifies each committed model by its SHA-256, removes what
+a kill left half-written (temporary files, iterations after the last committed one, their metrics lines)
+and reads the committed iterations back from their own ``metrics.json``. Under torchrun only rank 0
+writes; every rank reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.nn as nn
+
+from ..config import IterativeConfig, from_dict, method_option_fields, with_legacy_defaults
+from ..distributed import barrier, is_main
+from ..errors import ConfigError, RunFileError
+from ..models.serialize import load_bundle, save_model
+from ..models.zoo import ModelBundle
+from ..records import IterationRecord, RunState
+from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
+from ..training.predictions import Evaluated
+from .common import write_predictions
+
+log = logging.getLogger("transtailor")
+
+I = TypeVar("I", bound=IterativeConfig)
+
+STATE_FILE = "state.json"
+ITERATIONS_FILE = "iterations.json"
+BEST_DIR = "best"
+
+#: options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
+RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
+
+
+class Checkpoints:
+    """The iterations of one search or prune run folder."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+
+    def folder(self, it: int) -> Path:
+        return self.run.path / f"iter_{it:03d}"
+
+    def has_state(self) -> bool:
+        """Whether an iteration was committed (a run killed during FT has none and starts over)."""
+        return self.run.file(STATE_FILE).is_file()
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def commit(self, it: int, rec: IterationRecord, bundle: ModelBundle, meta: dict[str, Any], state: RunState,
+               iterations: list[IterationRecord], evaluated: Evaluated, *, scores: dict | None = None,
+               pruning: dict | None = None) -> None:
+        """Write iteration ``it`` (its model, scores, pruning record, predictions and record), then the list
+        of iterations, then ``state`` with the model's checksum: the commit."""
+        folder = self.folder(it)
+        save_model(folder / MODEL_FILE, bundle, meta)
+        if is_main():  # verified on resume: a file cut short or changed later is not trusted
+            state.checksums[f"{folder.name}/{MODEL_FILE}"] = sha256(folder / MODEL_FILE)
+        if scores is not None:
+            atomic_write(folder / "importance.pt", lambda fh: torch.save(scores, fh), binary=True)
+        if pruning is not None:
+            write_json(folder / "pruning.json", pruning)
+        write_predictions(folder / PREDICTIONS_FILE, evaluated)
+        write_json(folder / "metrics.json", rec.to_json())
+        self.run.log_metrics({"phase": "iteration", **rec.to_json()})
+        write_json(self.run.file(ITERATIONS_FILE), [r.to_json() for r in iterations])
+        self.write_state(state)
+        barrier()  # other ranks read these files back
+
+    def write_state(self, state: RunState) -> None:
+        write_json(self.run.file(STATE_FILE), state.to_json())
+
+    def keep_best(self, it: int) -> ModelBundle:
+        """Copy iteration ``it``'s model to ``best/model.pt`` (byte for byte) and return it loaded."""
+        source = self.folder(it) / MODEL_FILE
+        atomic_write(self.run.path / BEST_DIR / MODEL_FILE, lambda fh: fh.write(source.read_bytes()), binary=True)
+        return load_bundle(source)
+
+    # -- resuming ----------------------------------------------------------------------------------------
+
+    def resume(self) -> tuple[RunState, list[IterationRecord]]:
+        """The committed state and iterations, with everything after the last committed iteration cleared."""
+        state = self._verified_state()
+        self._clear_after(state.completed)
+        log.info("resuming %s after iteration %d", self.run.path, state.completed)
+        return state, self._committed_iterations(state.completed)
+
+    def load_model(self, it: int, model: nn.Module | None = None) -> ModelBundle:
+        """Iteration ``it``'s saved model (into ``model``'s architecture when one is given)."""
+        return load_bundle(self.folder(it) / MODEL_FILE, model=model)
+
+    def _verified_state(self) -> RunState:
+        path = self.run.file(STATE_FILE)
+        data = read_json(path)  # a truncated or missing file says so itself
+        try:
+            state = RunState.from_json(data)
+        except RunFileError:
+            raise RunFileError(f"{path} is not a run state TransTailor wrote; start again with a new --out") from None
+        for name, digest in state.checksums.items():
+            it = int(name.split("/")[0].split("_")[1])
+            if it <= state.completed and (not self.run.file(name).is_file() or sha256(self.run.file(name)) != digest):
+                raise RunFileError(f"{self.run.file(name)} is missing or changed since iteration {it} was committed "
+                                   "(its checksum differs): restore it, or start the run again with a new --out")
+        return state
+
+    def _clear_after(self, done: int) -> None:
+        """Remove what a kill left: temporary files, iterations after ``done`` and their metrics lines."""
+        if not is_main():
+            return
+        for tmp in self.run.path.rglob(".*.tmp"):  # a write cut off by a kill
+            tmp.unlink(missing_ok=True)
+        for stale in self.run.path.glob("iter_*"):  # an iteration that did not complete
+            if int(stale.name.split("_")[1]) > done:
+                shutil.rmtree(stale)
+        kept = [r for r in self.run.metrics() if r.get("iteration", 0) <= done]
+        atomic_write(self.run.file(METRICS_FILE), lambda fh: fh.writelines(json.dumps(r) + "\n" for r in kept))
+
+    def _committed_iterations(self, completed: int) -> list[IterationRecord]:
+        """Iterations 0..``completed`` from their own ``metrics.json``, and ``iterations.json`` rewritten to them
+        (it may hold an iteration that was written before a kill but never committed)."""
+        out = []
+        for it in range(completed + 1):
+            path = self.folder(it) / "metrics.json"
+            try:
+                rec = IterationRecord.from_json(read_json(path))
+                if rec.iteration != it:
+                    raise ValueError("not this iteration's record")
+            except (RunFileError, ValueError):
+                raise ConfigError(f"--resume {self.run.path}: iteration {it} is committed but {path} cannot be read; "
+                                  "start the run again with a new --out") from None
+            out.append(rec)
+        if is_main():
+            write_json(self.run.file(ITERATIONS_FILE), [r.to_json() for r in out])
+        return out
+
+    @staticmethod
+    def resume_config(cls: type[I], cfg: I) -> I:
+        """The configuration of the run at ``cfg.resume``. An option given with ``--resume`` that differs from
+        the run's is refused, except those in :data:`RESUME_OVERRIDES` (e.g. ``--data`` after the images
+        moved), which are taken. An option given at its default value cannot be told from one not given,
+        and is ignored."""
+        assert cfg.resume is not None
+        run = RunDir(cfg.resume)
+        if not run.file(CONFIG_FILE).is_file():
+            raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
+        saved = with_legacy_defaults({k: v for k, v in run.read_config().items() if k != "command"}, cls)
+        # runs written before the criteria registry stored every criterion's options: keep the run's own
+        owner, fields = saved.get("method", saved.get("importance")), method_option_fields()
+        saved = {k: v for k, v in saved.items() if k not in fields or fields[k][0] == owner}
+        saved.update(out=str(run.path), resume=str(run.path))
+        try:
+            theirs = from_dict(cls, saved)
+        except ConfigError as exc:
+            raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
+        defaults = cls()
+        taken, conflicts = {}, []
+        for f in dataclasses.fields(cls):
+            mine = getattr(cfg, f.name)
+            if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
+                continue
+            if f.name in RESUME_OVERRIDES:
+                taken[f.name] = mine
+            else:
+                conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")
+        if conflicts:
+            raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
+                              "start a new run")
+        for k, v in taken.items():
+            log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
+        return dataclasses.replace(theirs, **taken) if taken else theirs
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, or two names of one existing file or folder (runs store paths absolute)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and a and b and Path(a).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return False
