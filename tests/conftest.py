@@ -75,7 +75,7 @@ def fake_speed(monkeypatch):
     """Timing by arithmetic, so that latency-driven behaviour is deterministic: a model's measured
     speed-up is its MACs ratio to the reference, and a latency table entry is the layer's channel
     product (in place of ``time_spec``)."""
-    from transtailor.methods import common
+    from transtailor.models import timing
     from transtailor.models.measure import layer_macs
     from transtailor.models.timing import Latency
     from transtailor.pruning.cost import table
@@ -90,5 +90,5 @@ def fake_speed(monkeypatch):
         return spec.cin * spec.cout * spec.kernel[0] * spec.kernel[1] / max(spec.groups, 1) * spec.height * \
             spec.width * 1e-6
 
-    monkeypatch.setattr(common, "compare_latency", compare)
+    monkeypatch.setattr(timing, "compare_latency", compare)  # where it is defined; methods look it up there
     monkeypatch.setattr(table, "time_spec", entry)

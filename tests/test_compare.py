@@ -8,7 +8,7 @@ import pytest
 
 from transtailor.cli import main
 from transtailor.config import CompareConfig
-from transtailor.methods.compare import _check_same_setting, compare, plan_runs, run_label, source_of
+from transtailor.methods.compare import compare, plan_runs, run_label, source_of
 
 from conftest import TINY
 
@@ -105,8 +105,14 @@ def test_a_compare_folder_refuses_runs_with_other_settings_but_takes_more_seeds(
     assert (out / "compare_config.json").read_text() == written  # the folder still says what its runs are
     res = compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0,1", **TINY))
     assert sorted(r["run"] for r in res.rows) == ["ft-s0", "ft-s1"]
-    # the other cost adds runs of other names to the same folder (the MAC-cost and latency-cost searches of
-    # benchmarks/equal_latency.sh start from the same FT runs)
-    _check_same_setting(out, CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0,1",
-                                           cost="latency", budgets="1.2", **TINY))
     assert run_label("taylor", 0.3) != run_label("taylor", 1.3)
+
+
+def test_the_other_cost_joins_a_compare_folder(tiny_folder, tmp_path):
+    # the MAC-cost and latency-cost searches of benchmarks/equal_latency.sh start from the same FT runs;
+    # their runs have other names (taylor-30, taylor-1.30x), so the cost may change within one folder
+    out, timed = tmp_path / "cmp", dict(TINY, latency=True, latency_batch=2, latency_rounds=1)
+    compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0", **timed))
+    res = compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0", cost="latency",
+                                budgets="1.2", **timed))
+    assert [r["run"] for r in res.rows] == ["ft-s0"]

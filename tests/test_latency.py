@@ -156,11 +156,21 @@ def test_depthwise_spec_keeps_in_out_and_groups_equal():
     assert narrow.module()(torch.zeros(1, 24, 8, 8)).shape == (1, 24, 8, 8)
 
 
-def test_timm_same_padding_conv_gets_a_runnable_spec():
+def test_timm_same_padding_conv_gets_a_spec_that_computes_the_layers_output_shape():
     model, head = _model("efficientnet_lite0")
     specs = layer_specs(model, 32)
-    for spec in specs.values():  # every spec, stride-2 'same' convs included, runs at its recorded input
-        spec.module().eval()(torch.zeros(spec.input_shape(1)))
+    outputs: dict[str, tuple[int, ...]] = {}
+    handles = [m.register_forward_hook(lambda mod, i, o, n=name: outputs.__setitem__(n, tuple(o.shape)))
+               for name, m in model.named_modules() if name in specs]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    assert any(spec.stride == (2, 2) for spec in specs.values())
+    for name, spec in specs.items():  # every spec, stride-2 'same' convs included, runs as the layer ran
+        with torch.no_grad():
+            out = spec.module().eval()(torch.zeros(spec.input_shape(1)))
+        assert tuple(out.shape[:2]) == outputs[name][:2] and tuple(out.shape[2:]) == outputs[name][2:], name
 
 
 def test_step_budget_arithmetic():

@@ -146,3 +146,17 @@ def test_a_run_without_image_size_trains_at_the_models_native_size(tiny_folder, 
     finetune(FinetuneConfig(data=str(tiny_folder), out=str(out), model=name, weights="none", epochs=1, batch_size=8,
                             workers=0, latency=False, threads=1))
     assert yaml.safe_load((out / "config.yaml").read_text())["image_size"] == size
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_each_builtin_searches_and_exports_offline(tiny_folder, tmp_path, monkeypatch, name):
+    from transtailor import SearchConfig, export_model, search
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = tmp_path / "run"
+    result = search(SearchConfig(data=str(tiny_folder), out=str(run), model=name, image_size=64, epochs=1,
+                                 batch_size=8, workers=0, latency=False, threads=1, max_iterations=1,
+                                 stop_rule="none"))
+    assert result.iterations[1].macs < result.iterations[0].macs  # it pruned the pretrained network
+    path, diff = export_model(run, "onnx", tmp_path / "sub.onnx")
+    assert path.is_file() and diff <= 1e-4

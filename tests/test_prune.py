@@ -10,13 +10,13 @@ from transtailor.config import PruneConfig
 from transtailor.methods import prune
 from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
-from transtailor.pruning.criteria import l1_scores, per_layer, taylor_scores
+from transtailor.pruning.criteria import CRITERIA, l1_scores, per_layer, taylor_scores
 
 from conftest import TINY
 
 
-@pytest.mark.parametrize("method, extra", [("l1", {}), ("taylor", {}), ("taylor", {"taylor_on": "weight"}),
-                                           ("gbn", {}), ("sfp", {}), ("random", {})])
+# every registered criterion with its defaults, and the non-default options that take another path
+@pytest.mark.parametrize("method, extra", [*((name, {}) for name in sorted(CRITERIA)), ("taylor", {"taylor_on": "weight"})])
 def test_each_criterion_meets_the_budget(method, extra, tiny_folder, tmp_path):
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / method), method=method, flops_reduction=0.2,
                             method_options=extra, **TINY))

@@ -19,7 +19,12 @@ The typed public API::
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# torch.utils.benchmark imports torch.utils.cpp_extension, which warns on every machine without the CUDA
+# toolkit that "No CUDA runtime is found": nothing a user of TransTailor can act on
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time they load on first use
     from . import runs

@@ -23,7 +23,8 @@ from ..data.recipes import recipe_image_size
 from ..distributed import barrier, init_from_env, is_main
 from ..errors import ConfigError, ModelError
 from ..models import count_macs_params, save_model
-from ..models.timing import Latency, TimingSetup, check_target, compare_latency, resolve_target
+from ..models import timing
+from ..models.timing import Latency, TimingSetup, check_target, resolve_target
 from ..models.serialize import read_payload
 from ..models.weights import load_checked
 from ..models.heads import replace_head
@@ -231,7 +232,7 @@ def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup
            rounds: int) -> Latency:
     """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given."""
     models = {"model": model} if reference is None else {"reference": reference, "model": model}
-    res = compare_latency(models, "model" if reference is None else "reference",
+    res = timing.compare_latency(models, "model" if reference is None else "reference",
                           (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
     return res["model"]
 
