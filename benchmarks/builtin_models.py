@@ -52,7 +52,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / "imagenet.json"
     known = {(r["model"], r["image_size"]): r for r in json.loads(saved.read_text())} if saved.is_file() else {}
-    records = []
+    records = dict(known)  # rows of models not asked for this time stay
     for name in args.models:
         native = BUILTINS[name].image_size
         for size in (s or native for s in args.sizes):
@@ -61,16 +61,17 @@ def main() -> None:
                 rec = accuracy(name, size, args.stride)
             for target in args.latency:
                 rec[f"latency_ms_{target}"] = latency(name, size, target, args.out)
-            records.append(rec)
+            records[(name, size)] = rec
             print(rec, flush=True)
-            saved.write_text(json.dumps(records, indent=2))
+            saved.write_text(json.dumps(list(records.values()), indent=2))
     header = ["model", "px", "top-1 % (1000)", "top-1 % on the tests' 250", "M params", "M MACs"]
-    targets = [t for t in ("cpu", "onnxruntime", "cuda") if any(f"latency_ms_{t}" in r for r in records)]
+    rows_in = sorted(records.values(), key=lambda r: (r["model"], not r["native"], r["image_size"]))
+    targets = [t for t in ("cpu", "onnxruntime", "cuda") if any(f"latency_ms_{t}" in r for r in rows_in)]
     header += [f"{t} ms (b1 / b32)" for t in targets]
     rows = [[r["model"], f"{r['image_size']}" + (" (native)" if r["native"] else ""), f"{r['top1']:.1f}",
              f"{r['subset_top1']:.1f}", f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.0f}"]
             + [" / ".join(f"{v:.1f}" for v in r[f"latency_ms_{t}"]) if f"latency_ms_{t}" in r else "-"
-               for t in targets] for r in records]
+               for t in targets] for r in rows_in]
     table = markdown_table(header, rows)
     (args.out / "imagenet.md").write_text(table + "\n")
     print(table)
