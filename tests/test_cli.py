@@ -108,3 +108,16 @@ def test_the_installed_command(tmp_path):
                                   f"(and is not a recipe: {', '.join(sorted(__import__('transtailor').data.RECIPES))})"
     helped = subprocess.run([sys.executable, "-m", "transtailor", "finetune", "--help"], capture_output=True, text=True)
     assert "--lr-backbone" in helped.stdout and "--val-fraction" in helped.stdout
+
+
+def test_the_public_names_for_type_checkers_are_those_the_package_loads():
+    import ast
+    from pathlib import Path
+
+    import transtailor
+
+    tree = ast.parse(Path(transtailor.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    typed = {alias.asname or alias.name for node in block.body for alias in node.names}  # type: ignore[attr-defined]
+    assert typed == set(transtailor.__all__)
+    assert all(getattr(transtailor, name) is not None for name in transtailor.__all__)

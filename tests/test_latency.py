@@ -327,10 +327,8 @@ def test_latency_options_are_checked(tmp_path):
         SearchConfig(latency_tries=0).validate()
     from transtailor.config import resolve
 
-    # runs made before the tries (and --preset legacy) plan through the table alone; a flag still wins
-    assert resolve(SearchConfig, flags={"preset": "legacy"}).latency_tries == 1
-    assert resolve(SearchConfig, flags={"preset": "legacy", "latency_tries": 3}).latency_tries == 3
     assert resolve(SearchConfig).latency_tries == 3
+    assert resolve(SearchConfig, flags={"latency_tries": 1}).latency_tries == 1  # plans through the table alone
 
 
 def test_latency_cost_keeps_channels_that_buy_no_time(tmp_path):

@@ -131,7 +131,7 @@ def test_download_recipe_offline_says_what_to_do(tmp_path, monkeypatch):
 
 def test_caltech256_flags_reach_the_recipe(tmp_path, monkeypatch):
     from transtailor.config import FinetuneConfig
-    from transtailor.methods.common import prepare
+    from transtailor.methods.setup import prepare
 
     root = _caltech256(tmp_path, n=50)
     cfg = FinetuneConfig(data="caltech256-30", data_root=str(root), caltech_clutter=True, caltech_split="index",

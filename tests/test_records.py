@@ -36,11 +36,12 @@ def test_every_saved_record_reads_back_to_the_same_json():
 def test_an_iteration_record_has_one_total_and_keeps_what_it_does_not_know():
     rec = IterationRecord.from_json({"iteration": 2, "phase": "search", "test_loss": 1.0, "test_top1": 50.0,
                                      "macs": 10, "params": 3, "seconds_alpha": 1.5, "seconds_prune": 0.5,
-                                     "seconds_total": 99.0, "val_fall": 0.2, "latency_ms_b32": 7.0,
+                                     "seconds_total": 99.0, "val_fall": 0.2, "latency_ms_batch": 7.0,
+                                     "latency_batch": 32,
                                      "stop_check": {"rule": "paper", "value": 0.4, "limit": 0.3, "stop": True}})
     assert rec.seconds == {"alpha": 1.5, "prune": 0.5} and rec.seconds_total == 2.0  # the parts, not a stale total
     assert rec.extra == {"val_fall": 0.2}  # written by an older version: kept as it was
-    assert (rec.latency_ms_batch, rec.latency_batch) == (7.0, 32)  # before --latency-batch, always 32
+    assert (rec.latency_ms_batch, rec.latency_batch) == (7.0, 32)
     assert rec.stop_check == StopCheck("paper", True, 0.4, 0.3)
     out = rec.to_json()
     assert out["seconds_total"] == 2.0 and out["val_fall"] == 0.2 and out["stop_check"]["stop"] is True

@@ -11,7 +11,6 @@ import time
 import pytest
 import torch
 
-import transtailor.methods.iterative as tt_loop
 from transtailor.methods import search
 from transtailor.methods.stopping import StopRule, Stops
 from transtailor.cli import main
@@ -212,22 +211,30 @@ def test_default_importance_is_taylor_and_beta_trains_alpha_first(tiny_folder, t
     assert any(not torch.allclose(saved(paper)["scores"][k], v) for k, v in saved(default)["scores"].items())
 
 
-def test_a_failed_fine_tuning_leaves_no_gradient_hook_behind(tiny_folder, tmp_path, monkeypatch):
+def test_a_failed_fine_tuning_leaves_no_gradient_hook_behind(tiny_folder, tmp_path):
     from torch.optim.optimizer import _global_optimizer_pre_hooks
 
-    real = tt_loop.finetune_phase
+    from transtailor import Criterion, ScoreContext, Scores, register
+    from transtailor.pruning.criteria import unregister
+    from transtailor.pruning.gates import site_channels
 
-    def failing(s, mode, epochs, phase, *args, **kwargs):
-        if phase.startswith("finetune"):  # after preserve registered its process-wide hook
-            assert _global_optimizer_pre_hooks
-            raise RuntimeError("disk on fire")
-        return real(s, mode, epochs, phase, *args, **kwargs)
+    @register
+    class Vandal(Criterion):  # scores the filters, then the training images disappear
+        name, summary = "vandal", "a test criterion: channel index, then the train images go"
 
-    monkeypatch.setattr(tt_loop, "finetune_phase", failing)
+        def __call__(self, ctx: ScoreContext) -> Scores:
+            for image in (tiny_folder / "train").rglob("*.jpg"):
+                image.unlink()
+            return Scores({s.module: -torch.arange(site_channels(ctx.model, s), dtype=torch.float32)
+                           for s in ctx.sites})
+
     before = len(_global_optimizer_pre_hooks)
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), importance_ft="preserve",
-                            max_iterations=1, **TINY))
+    try:  # preserve registers its process-wide hook before the fine-tuning that then fails to read an image
+        with pytest.raises(FileNotFoundError):
+            search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), importance="vandal",
+                                importance_ft="preserve", max_iterations=1, **TINY))
+    finally:
+        unregister("vandal")
     assert len(_global_optimizer_pre_hooks) == before
 
 

@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from .pruning.criteria import CRITERIA, Criterion, ScoreContext, Scores, register
     from .records import FinetuneSummary, IterationRecord, RunState, SearchSummary, StopCheck
 
-#: where each public name lives. ``import transtailor`` loads none of them (nor torch), so the
+#: where each public name lives (the imports under TYPE_CHECKING name the same ones for type checkers; a
+#: test keeps the two lists equal). ``import transtailor`` loads none of them (nor torch), so the
 #: ``transtailor`` command can answer Ctrl-C, --help and bad flags before torch is imported.
 _WHERE = {
     **dict.fromkeys(["BenchmarkConfig", "CommonConfig", "CompareConfig", "EvaluateConfig", "ExportConfig",
@@ -79,53 +80,5 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CRITERIA",
-    "Criterion",
-    "ScoreContext",
-    "Scores",
-    "register",
-    "FinetuneSummary",
-    "IterationRecord",
-    "RunState",
-    "SearchSummary",
-    "StopCheck",
-    "BenchmarkConfig",
-    "BenchmarkResult",
-    "CommonConfig",
-    "CompareConfig",
-    "CompareResult",
-    "ConfigError",
-    "DataBundle",
-    "DataError",
-    "EvaluateConfig",
-    "ExportConfig",
-    "FinetuneConfig",
-    "FinetuneResult",
-    "Latency",
-    "SearchConfig",
-    "SearchResult",
-    "ModelBundle",
-    "ModelError",
-    "PruneConfig",
-    "TimingSetup",
-    "TransTailorError",
-    "benchmark",
-    "build_data",
-    "compare",
-    "compare_latency",
-    "count_macs_params",
-    "create_model",
-    "evaluate_saved",
-    "export_model",
-    "finetune",
-    "load_bundle",
-    "load_model",
-    "measure_latency",
-    "prune",
-    "resolve",
-    "runs",
-    "save_model",
-    "search",
-    "wrap_module",
-]
+#: every public name: the lazily loaded ones above, and the run-folder helpers module
+__all__ = [*_WHERE, "runs"]

@@ -52,11 +52,6 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def launch_rank() -> int:
-    """This process's rank as torchrun set it, readable before the process group exists."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def init_from_env(device: torch.device) -> torch.device:
     """Join the process group torchrun set up (once); return this rank's device.
 

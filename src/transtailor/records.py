@@ -134,8 +134,6 @@ class IterationRecord(Measured):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "IterationRecord":
         data = dict(_mapping(data, "an iteration record"))
-        if "latency_ms_b32" in data and "latency_ms_batch" not in data:  # before --latency-batch: always 32
-            data["latency_ms_batch"], data["latency_batch"] = data.pop("latency_ms_b32"), 32
         data.pop("seconds_total", None)  # the sum of the parts, in every version that wrote parts
         seconds = {k[len("seconds_"):]: float(data.pop(k)) for k in list(data) if k.startswith("seconds_")}
         check = data.pop("stop_check", None)

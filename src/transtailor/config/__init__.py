@@ -16,17 +16,17 @@ field added here is at once a flag (``--field-name``), a YAML key (``field_name`
 from .commands import (FINETUNE_METHODS, BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig,
                        IterativeConfig, PruneConfig, PruningOptions, ReportConfig, SearchConfig)
 from .fields import option
-from .loading import from_dict, load_yaml, resolve, to_dict, with_legacy_defaults
+from .loading import from_dict, load_yaml, resolve, to_dict
 from .method_options import (METHOD_OPTIONS, build_method_options, method_option_fields, method_options_of,
                              register_method_options)
 from .parts import (CommonConfig, DataOptions, DataSource, LatencyOptions, MachineOptions, ModelOptions,
                     TrainingOptions)
-from .presets import LEGACY_DEFAULTS, PRESETS
+from .presets import PRESETS
 
 __all__ = [
     "FINETUNE_METHODS", "BenchmarkConfig", "CompareConfig", "EvaluateConfig", "ExportConfig", "FinetuneConfig",
-    "IterativeConfig", "PruneConfig", "PruningOptions", "ReportConfig", "SearchConfig", "option", "LEGACY_DEFAULTS",
-    "PRESETS", "from_dict", "load_yaml", "resolve", "to_dict", "with_legacy_defaults", "METHOD_OPTIONS",
+    "IterativeConfig", "PruneConfig", "PruningOptions", "ReportConfig", "SearchConfig", "option",
+    "PRESETS", "from_dict", "load_yaml", "resolve", "to_dict", "METHOD_OPTIONS",
     "build_method_options", "method_option_fields", "method_options_of", "register_method_options", "CommonConfig",
     "DataOptions", "DataSource", "LatencyOptions", "MachineOptions", "ModelOptions", "TrainingOptions",
 ]

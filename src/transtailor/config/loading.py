@@ -13,7 +13,7 @@ import yaml
 from ..errors import ConfigError
 from .fields import _coerce, _field_names, _unknown_option
 from .method_options import _coerce_method_option, method_option_fields
-from .presets import LEGACY_DEFAULTS, PRESETS
+from .presets import PRESETS
 
 
 C = TypeVar("C")
@@ -86,8 +86,4 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def with_legacy_defaults(saved: Mapping[str, Any], cls: type | None = None) -> dict[str, Any]:
-    """``saved`` (a stored config) with :data:`LEGACY_DEFAULTS` filled in where it predates an option
-    (only ``cls``'s options, when given)."""
-    names = None if cls is None else set(_field_names(cls))
-    return {**{k: v for k, v in LEGACY_DEFAULTS.items() if names is None or k in names}, **saved}
+

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, from_dict, method_option_fields, with_legacy_defaults
+from ..config import IterativeConfig, from_dict
 from ..distributed import barrier, is_main
 from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
@@ -35,7 +35,7 @@ from ..models.zoo import ModelBundle
 from ..records import IterationRecord, RunState
 from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
 from ..training.predictions import Evaluated
-from .common import write_predictions
+from .results import write_predictions
 
 log = logging.getLogger("transtailor")
 
@@ -160,10 +160,7 @@ class Checkpoints:
         run = RunDir(cfg.resume)
         if not run.file(CONFIG_FILE).is_file():
             raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
-        saved = with_legacy_defaults({k: v for k, v in run.read_config().items() if k != "command"}, cls)
-        # runs written before the criteria registry stored every criterion's options: keep the run's own
-        owner, fields = saved.get("method", saved.get("importance")), method_option_fields()
-        saved = {k: v for k, v in saved.items() if k not in fields or fields[k][0] == owner}
+        saved = {k: v for k, v in run.read_config().items() if k != "command"}
         saved.update(out=str(run.path), resume=str(run.path))
         try:
             theirs = from_dict(cls, saved)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import (FINETUNE_METHODS, CommonConfig, CompareConfig, FinetuneConfig, PruneConfig,
-                      PruningOptions, SearchConfig, method_options_of, to_dict, with_legacy_defaults)
+                      PruningOptions, SearchConfig, method_options_of, to_dict)
 from ..distributed import barrier, is_main
 from ..reporting.tables import markdown_table, mean_std
 from ..errors import ConfigError, RunFileError
@@ -190,7 +190,6 @@ def _check_same_setting(root: Path, cfg: CompareConfig) -> None:
         saved = read_json(path)
     except RunFileError:
         return  # unreadable: rewritten below, the runs themselves carry their own config
-    saved = with_legacy_defaults(saved)
     now = to_dict(cfg)
     diffs = [f"--{k.replace('_', '-')} {now[k]} (they have {saved[k]})" for k in now
              if k not in EXTENDABLE and k in saved and saved[k] != now[k]]

@@ -21,7 +21,8 @@ from ..runs import PREDICTIONS_FILE, releases_folders
 from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
 from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
-from .common import Setup, final_scores, finish, prepare, write_predictions
+from .results import final_scores, finish, write_predictions
+from .setup import Setup, prepare
 
 log = logging.getLogger("transtailor")
 

@@ -45,8 +45,9 @@ from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
 from .checkpoints import BEST_DIR, Checkpoints
-from .common import (Setup, final_scores, measure, measured_speedup, prepare, require_classes, run_facts,
-                     timing_setup)
+from .measuring import measure, measured_speedup, timing_setup
+from .results import final_scores, run_facts
+from .setup import Setup, prepare, require_classes
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
 from .stopping import Stops

@@ -17,7 +17,7 @@ from ..pruning.pruner import remove_channels
 from ..pruning.soft import soft_select, zero_channels
 from ..training import FitResult
 from .budget import resolve_round_to
-from .common import Setup
+from .setup import Setup
 from .finetune import finetune_phase
 
 

@@ -125,8 +125,6 @@ def stop_reason(rows: list[IterationRecord], stopped: str | None) -> str:
         if stopped == "paper":
             return (f"iteration {last.iteration}'s val top-1 fell {check.value:.2f} points below the last kept "
                     f"sub-model's (more than --tau {check.limit:g})")
-    if stopped == "tau":  # runs made before --stop-rule
-        return "val top-1 fell more than --tau below the best sub-model"
     return STOP_REASONS.get(stopped or "", str(stopped))
 
 

@@ -1,14 +1,11 @@
-"""What every method does before and after its phases: set up, measure, summarise, save.
-
-:func:`prepare` checks every input (options, model, data) before it creates the run folder, so bad
-input writes nothing.
+"""A method's start: check every input (options, model, data), build the model with its new head and the
+data, then open (and claim) the run folder. Bad input writes nothing: the folder is created last.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +17,15 @@ import torch.nn as nn
 from ..config import CommonConfig, to_dict
 from ..data import DataBundle, build_data
 from ..data.recipes import recipe_image_size
-from ..distributed import barrier, init_from_env, is_main
+from ..distributed import barrier, init_from_env
 from ..errors import ConfigError, ModelError
-from ..models import count_macs_params, save_model
-from ..models import timing
-from ..models.timing import Latency, TimingSetup, check_target, resolve_target
-from ..models.serialize import read_payload
-from ..models.weights import load_checked
 from ..models.heads import replace_head
+from ..models.serialize import read_payload
+from ..models.timing import check_target, resolve_target
+from ..models.weights import load_checked
 from ..models.zoo import DEFAULT_IMAGE_SIZE, ModelBundle, create_model, native_image_size, wrap_module
-from ..records import FinetuneSummary, RunFacts
-from ..runs import MODEL_FILE, RunDir, holds_files, write_json
+from ..runs import RunDir, holds_files
 from ..training import resolve_device, seed_everything, set_threads
-from ..training.loop import FitResult, predict
-from ..training.predictions import Evaluated
 
 log = logging.getLogger("transtailor")
 
@@ -189,99 +181,3 @@ def _default_out(command: str, cfg: CommonConfig) -> Path:
     return out
 
 
-def timing_setup(cfg: CommonConfig, device: torch.device | str, batch: int | None = None) -> TimingSetup:
-    """Where ``cfg`` measures latency: ``--latency-target`` (``auto`` read against ``device``) and ``--threads``."""
-    return TimingSetup(resolve_target(cfg.latency_target, device), batch or cfg.latency_batch, cfg.threads)
-
-
-def measure(model: nn.Module, image_size: int, *, setup: TimingSetup | None = None,
-            reference: nn.Module | None = None, rounds: int = 5) -> dict[str, Any]:
-    """MACs, parameters and, given a timing ``setup``, latency at batch 1 and ``setup.batch``.
-
-    With a ``reference`` model (the original of a pruned one) both are timed alternately and the
-    speed-up is the median of the per-round ratios, with their min and max.
-    """
-    macs, params = count_macs_params(model, image_size)
-    out: dict[str, Any] = {"macs": macs, "params": params}
-    if setup is not None and is_main():  # only rank 0 records it
-        out.update(latency_fields(model, image_size, setup, reference, rounds))
-    return out
-
-
-def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
-                   rounds: int = 5) -> dict[str, Any]:
-    """The latency fields of a record: ``latency_ms_b1``, ``latency_ms_batch`` and the speed-ups."""
-    out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
-                           "latency_threads": setup.torch_threads()}
-    for batch, key in ((1, "b1"), (setup.batch, "batch")):
-        timed = _timed(model, reference, image_size, dataclasses.replace(setup, batch=batch), rounds)
-        out[f"latency_ms_{key}"] = timed.ms
-        if reference is not None:
-            out[f"speedup_{key}"] = timed.speedup
-            out[f"speedup_{key}_range"] = [timed.speedup_min, timed.speedup_max]
-    return out
-
-
-def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
-                     rounds: int) -> float:
-    """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios."""
-    return _timed(model, reference, image_size, setup, rounds).speedup
-
-
-def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup: TimingSetup,
-           rounds: int) -> Latency:
-    """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given."""
-    models = {"model": model} if reference is None else {"reference": reference, "model": model}
-    res = timing.compare_latency(models, "model" if reference is None else "reference",
-                          (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
-    return res["model"]
-
-
-def final_scores(s: Setup, model: nn.Module, phase: FitResult | None = None, *,
-                 reuse_val: bool = True) -> tuple[dict[str, Any], Evaluated]:
-    """Validation and test metrics of ``model`` and its predictions behind them.
-
-    ``phase`` is the training phase that produced the model; every epoch's validation predictions are
-    kept with the result. With ``reuse_val`` the model is that phase's kept epoch as it stands, so its
-    validation predictions are reused, not computed again (not so once gates were folded into it or
-    filters removed after training).
-    """
-    val = phase.val if phase is not None and reuse_val else None
-    if val is None and s.data.val_loader is not None:
-        val = predict(model, s.data.val_loader, s.device, "val")
-    result = Evaluated(test=predict(model, s.data.test_loader, s.device, "test"), val=val,
-                       val_epochs=phase.val_predictions if phase is not None else None,
-                       kept_epoch=phase.best_epoch if phase is not None else None)
-    scores: dict[str, Any] = {}
-    if val is not None:
-        scores.update({f"val_{k}": v for k, v in val.metrics().items()})
-    scores.update({f"test_{k}": v for k, v in result.test.metrics().items()})
-    return scores, result
-
-
-def write_predictions(path: Path, evaluated: Evaluated) -> None:
-    """``predictions.json``: per image, the label, predicted class, loss and top-5 hit on val and test,
-    and on val for every epoch of the phase (see :mod:`transtailor.training.predictions`)."""
-    if is_main():
-        write_json(path, evaluated.to_json())
-
-
-def run_facts(s: Setup) -> RunFacts:
-    """What every summary records about the data and the machine."""
-    return RunFacts(classes=s.data.num_classes, images=s.data.counts, skipped_files=len(s.data.skipped),
-                    skipped_examples=s.data.skipped[:20], device=str(s.device), threads=torch.get_num_threads(),
-                    torch=torch.__version__, machine=platform.machine())
-
-
-def finish(s: Setup, model: nn.Module, method: str, fitted: FitResult, scores: dict[str, Any]) -> FinetuneSummary:
-    """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
-    cost = measure(model, s.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
-                   rounds=s.cfg.latency_rounds)
-    summary = FinetuneSummary(method=method, best_epoch=fitted.best_epoch, train_seconds=fitted.seconds,
-                              **scores, **cost, facts=run_facts(s), wall_seconds=time.perf_counter() - s.started)
-    meta = {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct,
-            "macs": summary.macs, "params": summary.params}
-    save_model(s.run.file(MODEL_FILE), s.bundle, meta)
-    s.run.write_summary(summary.to_json())
-    barrier()  # the run folder is complete before any rank goes on
-    return summary

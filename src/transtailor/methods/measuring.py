@@ -1,0 +1,66 @@
+"""What a model costs: MACs, parameters and its latency on the run's latency target, alone or timed
+alternately against a reference (the speed-up is the median of the per-round ratios)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..config import CommonConfig
+from ..distributed import is_main
+from ..models import count_macs_params
+from ..models import timing
+from ..models.timing import Latency, TimingSetup, resolve_target
+
+
+def timing_setup(cfg: CommonConfig, device: torch.device | str, batch: int | None = None) -> TimingSetup:
+    """Where ``cfg`` measures latency: ``--latency-target`` (``auto`` read against ``device``) and ``--threads``."""
+    return TimingSetup(resolve_target(cfg.latency_target, device), batch or cfg.latency_batch, cfg.threads)
+
+
+def measure(model: nn.Module, image_size: int, *, setup: TimingSetup | None = None,
+            reference: nn.Module | None = None, rounds: int = 5) -> dict[str, Any]:
+    """MACs, parameters and, given a timing ``setup``, latency at batch 1 and ``setup.batch``.
+
+    With a ``reference`` model (the original of a pruned one) both are timed alternately and the
+    speed-up is the median of the per-round ratios, with their min and max.
+    """
+    macs, params = count_macs_params(model, image_size)
+    out: dict[str, Any] = {"macs": macs, "params": params}
+    if setup is not None and is_main():  # only rank 0 records it
+        out.update(latency_fields(model, image_size, setup, reference, rounds))
+    return out
+
+
+def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
+                   rounds: int = 5) -> dict[str, Any]:
+    """The latency fields of a record: ``latency_ms_b1``, ``latency_ms_batch`` and the speed-ups."""
+    out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
+                           "latency_threads": setup.torch_threads()}
+    for batch, key in ((1, "b1"), (setup.batch, "batch")):
+        timed = _timed(model, reference, image_size, dataclasses.replace(setup, batch=batch), rounds)
+        out[f"latency_ms_{key}"] = timed.ms
+        if reference is not None:
+            out[f"speedup_{key}"] = timed.speedup
+            out[f"speedup_{key}_range"] = [timed.speedup_min, timed.speedup_max]
+    return out
+
+
+def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
+                     rounds: int) -> float:
+    """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios."""
+    return _timed(model, reference, image_size, setup, rounds).speedup
+
+
+def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup: TimingSetup,
+           rounds: int) -> Latency:
+    """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given."""
+    models = {"model": model} if reference is None else {"reference": reference, "model": model}
+    res = timing.compare_latency(models, "model" if reference is None else "reference",
+                          (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
+    return res["model"]
+
+
