@@ -254,3 +254,22 @@ def test_each_time_field_has_one_meaning(tiny_folder, tmp_path):
     # the method's own time over its iterations; the process's wall time also loads the data
     assert summary.method_seconds == pytest.approx(sum(r.seconds_total for r in its))
     assert summary.wall_seconds > summary.method_seconds
+
+
+def test_recovery_trains_the_returned_sub_model_and_returns_it(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none",
+                              recover_epochs=2, **TINY))
+    summary = json.loads((out / "summary.json").read_text())
+    best = summary["best_iteration"]
+    kept = IterationRecord.from_json(json.loads((out / f"iter_{best:03d}" / "metrics.json").read_text()))
+    recovered = IterationRecord.from_json(json.loads((out / "recovered" / "metrics.json").read_text()))
+    assert summary["test_top1_before_recovery"] == kept.test_top1 and summary["test_top1"] == recovered.test_top1
+    assert recovered.phase == "recover" and recovered.macs == kept.macs  # trained, not pruned further
+    assert (out / "best" / "model.pt").read_bytes() == (out / "recovered" / "model.pt").read_bytes()
+    trained = load_model(out / "recovered" / "model.pt").state_dict()
+    before = load_model(out / f"iter_{best:03d}" / "model.pt").state_dict()
+    assert any(not torch.equal(trained[k], before[k]) for k in before if before[k].is_floating_point())
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r.get("phase") == "recover" and "epoch" in r] == [1, 2]
+    assert res.summary.best.test_top1 == recovered.test_top1

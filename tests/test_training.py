@@ -80,3 +80,21 @@ def test_with_epoch_choice_top1_the_best_validation_epoch_is_kept(tiny_folder, t
 def test_a_diverging_loss_stops_with_a_clear_error(tiny_folder, tmp_path):
     with pytest.raises(TrainingDiverged, match="lower the learning rates"):
         finetune(_cfg(tiny_folder, tmp_path / "nan", lr_head=1e30, lr_backbone=1e30, epochs=2))
+
+
+def test_a_warm_up_rises_linearly_then_the_schedule_runs_over_the_remaining_steps():
+    import math
+
+    from transtailor.training import make_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_schedule(opt, "cosine", total_steps=10, warmup_steps=4)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    expected = [0.25, 0.5, 0.75, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
+    assert rates == pytest.approx(expected)
+    plain = make_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "cosine", 10)
+    assert plain.get_last_lr() == [1.0]  # no warm-up: the first step at the full rate

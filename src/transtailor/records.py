@@ -218,13 +218,15 @@ class SearchSummary:
     method_seconds: float | None = None  # None in runs written before it was recorded
     #: the criterion that scored the filters (a search's --importance); None in runs written before it was
     criterion: str | None = None
+    #: with --recover-epochs: the returned sub-model's test top-1 before its recovery training (``best`` is after)
+    test_top1_before_recovery: float | None = None
     wall_seconds: float
 
     def to_json(self) -> dict[str, Any]:
         best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best")}
         return {"method": self.method, **_present(self, ("criterion",)), "best_iteration": self.best_iteration,
                 "stopped": self.stopped, "iterations": self.iterations, "macs_original": self.macs_original,
-                **best, **self.facts.to_json(), **_present(self, ("method_seconds",)),
+                **best, **self.facts.to_json(), **_present(self, ("method_seconds", "test_top1_before_recovery")),
                 "wall_seconds": self.wall_seconds}
 
     @classmethod
@@ -235,9 +237,11 @@ class SearchSummary:
             raise RunFileError(f"a search summary lacks {', '.join(missing)}")
         top = {k: data.pop(k) for k in _SEARCH_TOP}
         method_seconds, criterion = data.pop("method_seconds", None), data.pop("criterion", None)
+        before_recovery = data.pop("test_top1_before_recovery", None)
         facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
-        return cls(**top, best=best, facts=facts, method_seconds=method_seconds, criterion=criterion)
+        return cls(**top, best=best, facts=facts, method_seconds=method_seconds, criterion=criterion,
+                   test_top1_before_recovery=before_recovery)
 
 
 @dataclass

@@ -45,6 +45,10 @@ class PruningOptions:
                                 "table alone)")
     latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
                                        "or ~/.cache/transtailor/latency)")
+    recover_epochs: int = option(0, "after the last step, train the returned sub-model this many more epochs "
+                                 "on a fresh schedule (one epoch of warm-up, then cosine decay), with the "
+                                 "--distill teacher if one is set (previous: the model pruning started from); "
+                                 "0: none")
     method_options: dict[str, Any] = _method_options_field()
 
     def validate(self) -> None:
@@ -54,6 +58,8 @@ class PruningOptions:
             raise ConfigError(f"--latency-tries must be at least 1, got {self.latency_tries}")
         if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
             raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
+        if self.recover_epochs < 0:
+            raise ConfigError(f"--recover-epochs must not be negative, got {self.recover_epochs}")
         for name in ("ft_epochs", "finetune_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")

@@ -44,6 +44,7 @@ I = TypeVar("I", bound=IterativeConfig)
 STATE_FILE = "state.json"
 ITERATIONS_FILE = "iterations.json"
 BEST_DIR = "best"
+RECOVERED_DIR = "recovered"
 
 #: options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
@@ -87,9 +88,20 @@ class Checkpoints:
     def write_state(self, state: RunState) -> None:
         write_json(self.run.file(STATE_FILE), state.to_json())
 
-    def keep_best(self, it: int) -> ModelBundle:
-        """Copy iteration ``it``'s model to ``best/model.pt`` (byte for byte) and return it loaded."""
-        source = self.folder(it) / MODEL_FILE
+    def save_recovered(self, rec: IterationRecord, bundle: ModelBundle, meta: dict[str, Any],
+                       evaluated: Evaluated) -> Path:
+        """Write the recovered sub-model (``--recover-epochs``) with its record and predictions to ``recovered/``."""
+        folder = self.run.path / RECOVERED_DIR
+        save_model(folder / MODEL_FILE, bundle, meta)
+        write_predictions(folder / PREDICTIONS_FILE, evaluated)
+        write_json(folder / "metrics.json", rec.to_json())
+        self.run.log_metrics({"phase": "recovered", **rec.to_json()})
+        return folder
+
+    def keep_best(self, folder: Path) -> ModelBundle:
+        """Copy the model in ``folder`` (an iteration's, or the recovered one) to ``best/model.pt`` (byte for
+        byte) and return it loaded."""
+        source = folder / MODEL_FILE
         atomic_write(self.run.path / BEST_DIR / MODEL_FILE, lambda fh: fh.write(source.read_bytes()), binary=True)
         return load_bundle(source)
 

@@ -102,7 +102,8 @@ def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[fl
     steps is passed on the way to a larger one: that row is read from the larger run's iteration
     instead of being run again (the steps before it are the same).
     """
-    if budget is None or cfg.cost == "latency":  # a measured speed-up is no whole number of steps
+    # a measured speed-up is no whole number of steps; a recovered sub-model is only the run's returned one
+    if budget is None or cfg.cost == "latency" or cfg.recover_epochs:
         return budget, None
     largest, step = max(cfg.budget_list()), cfg.flops_step
     assert step is not None  # validated

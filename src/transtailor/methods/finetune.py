@@ -40,7 +40,7 @@ class FinetuneResult:
 
 def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str, Any] | None = None,
                    after_train: Callable[[int], None] | None = None,
-                   criterion: Criterion | None = None) -> FitResult:
+                   criterion: Criterion | None = None, warmup_epochs: float = 0.0) -> FitResult:
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
 
     ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
@@ -65,7 +65,7 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
     try:
         res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
                   schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train,
-                  criterion=criterion, epoch_choice=s.cfg.epoch_choice)
+                  criterion=criterion, epoch_choice=s.cfg.epoch_choice, warmup_epochs=warmup_epochs)
     finally:
         if reg is not None:
             reg.remove()

@@ -44,7 +44,7 @@ from ..training import FitResult, seed_everything
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, Checkpoints
+from .checkpoints import BEST_DIR, RECOVERED_DIR, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes
@@ -178,13 +178,19 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         ckpt.commit(it, rec, s.bundle, _meta(s, rec), state, iterations, evaluated, scores=saved, pruning=pruning)
         _log_iteration(rec)
     ckpt.write_state(state)
-    best = ckpt.keep_best(state.best)
+    best_rec, before_recovery, seconds = iterations[state.best], None, iterations_seconds(iterations)
+    if cfg.recover_epochs:
+        before_recovery = best_rec.test_top1
+        best_rec = _recover(s, loop, ckpt, state.best, macs0)
+        seconds += best_rec.seconds_total
+        best = ckpt.keep_best(run.path / RECOVERED_DIR)
+    else:
+        best = ckpt.keep_best(ckpt.folder(state.best))
     best_dir = run.path / BEST_DIR
-    best_rec = iterations[state.best]
     summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
-                            method_seconds=iterations_seconds(iterations), criterion=plan.criterion.name,
-                            wall_seconds=time.perf_counter() - s.started)
+                            method_seconds=seconds, criterion=plan.criterion.name,
+                            test_top1_before_recovery=before_recovery, wall_seconds=time.perf_counter() - s.started)
     run.write_summary(summary.to_json())
     if is_main():
         _plots(run)
@@ -255,6 +261,33 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
                  "table_and_measured_time": [list(p) for p in settled.tries]}
     pruning = record.to_json(target=budget.target, round_to=loop.budget.round_to, tries=tries)
     return rec, {"scores": {k: v.cpu() for k, v in scored.scores.items()}, **scored.saved}, pruning, evaluated
+
+
+#: the recovery training's seed offset: apart from every iteration's (seed * 1000 + iteration)
+RECOVERY_SEED = 999
+
+
+def _recover(s: Setup[IterativeConfig], loop: _Loop, ckpt: Checkpoints, best: int, macs0: int) -> IterationRecord:
+    """``--recover-epochs``: train the returned sub-model (iteration ``best``) on a fresh schedule, one epoch of
+    warm-up then the configured decay, with the ``--distill`` teacher if any; save it to ``recovered/``.
+    A run killed here redoes the recovery on resume (the loop is committed, the recovery is not)."""
+    cfg = s.cfg
+    s.bundle.model = ckpt.load_model(best, model=s.bundle.model).model.to(s.device)
+    _seed_iteration(s, RECOVERY_SEED)
+    teacher = None
+    if cfg.distill == "previous":  # for the recovery: the model the pruning started from
+        teacher = Distiller(ckpt.load_model(0).model.to(s.device), cfg.distill_weight, cfg.distill_temperature)
+    elif cfg.distill != "none":
+        teacher = _distiller(s, None)
+    t = time.perf_counter()
+    fitted = finetune_phase(s, "full", cfg.recover_epochs, "recover", {"iteration": best}, criterion=teacher,
+                            warmup_epochs=1.0)
+    seconds = time.perf_counter() - t
+    rec, evaluated = _evaluate_and_measure(s, best, "recover", macs0, fitted, loop.timing, loop.original)
+    rec.seconds = {"finetune": seconds}
+    ckpt.save_recovered(rec, s.bundle, _meta(s, rec), evaluated)
+    log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recover_epochs, rec.test_top1)
+    return rec
 
 
 def _prune(s: Setup[IterativeConfig], loop: _Loop, model: nn.Module, sites: list[GateSite],

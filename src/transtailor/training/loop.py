@@ -211,19 +211,21 @@ def fit(
     after_train: Callable[[int], None] | None = None,
     criterion: Criterion | None = None,
     epoch_choice: str = "last",
+    warmup_epochs: float = 0.0,
 ) -> FitResult:
     """Train ``epochs`` epochs, pick the epoch to keep by ``epoch_choice`` (:data:`EPOCH_CHOICES`) and
     restore its weights.
 
     Without a validation loader the last epoch is kept. ``after_train(epoch)`` runs after each
-    epoch's training, before its evaluation; ``on_epoch`` receives each epoch's record.
+    epoch's training, before its evaluation; ``on_epoch`` receives each epoch's record. The learning rate
+    warms up linearly over the first ``warmup_epochs`` (see :func:`make_schedule`).
     """
     result = FitResult()
     if epoch_choice not in EPOCH_CHOICES:
         raise ValueError(f"epoch_choice must be one of {EPOCH_CHOICES}, got {epoch_choice!r}")
     if epochs == 0:
         return result
-    scheduler = make_schedule(optimizer, schedule, epochs * len(train_loader))
+    scheduler = make_schedule(optimizer, schedule, epochs * len(train_loader), round(warmup_epochs * len(train_loader)))
     best_state: dict[str, torch.Tensor] | None = None
     start = time.perf_counter()
     net = wrap_ddp(model, device)  # rebuilt per phase: pruning between phases changes the shapes

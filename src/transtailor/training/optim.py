@@ -28,12 +28,18 @@ def make_sgd(groups: list[dict], momentum: float = 0.9, weight_decay: float = 0.
     return torch.optim.SGD(groups, momentum=momentum, weight_decay=weight_decay)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step schedule: ``cosine`` to zero, ``step`` (x0.1 at 1/2 and 3/4), or ``constant``."""
-    total = max(1, total_steps)
+def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int,
+                  warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule: ``cosine`` to zero, ``step`` (x0.1 at 1/2 and 3/4), or ``constant``; with
+    ``warmup_steps`` the rate first rises linearly from 1/``warmup_steps`` of its value, and the schedule
+    runs over the steps after the warm-up."""
+    warmup = max(0, min(warmup_steps, total_steps - 1))
+    total = max(1, total_steps - warmup)
 
     def factor(step: int) -> float:
-        t = min(step, total) / total
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(step - warmup, total) / total
         if name == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * t))
         if name == "step":
