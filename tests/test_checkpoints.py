@@ -67,7 +67,7 @@ def test_resume_returns_the_committed_state_and_records_and_each_iterations_mode
     assert [r.to_json() for r in iterations] == [_record(it).to_json() for it in range(3)]
     for it in range(3):
         assert float(ckpt.load_model(it).model.classifier[-1].bias[0].detach()) == float(it)
-    best = ckpt.keep_best(1)
+    best = ckpt.keep_best(ckpt.folder(1))
     assert (ckpt.run.path / "best" / "model.pt").read_bytes() == (ckpt.folder(1) / "model.pt").read_bytes()
     assert float(best.model.classifier[-1].bias[0].detach()) == 1.0
 

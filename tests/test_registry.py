@@ -151,15 +151,3 @@ def test_compare_passes_every_pruning_and_method_option_to_its_runs(tmp_path):
     assert tt.method_options["alpha_epochs"] == 2 and tt.stop_rule == "none"
     # what a run folder records is flat, as the flags are
     assert to_dict(taylor)["taylor_on"] == "weight" and "method_options" not in to_dict(taylor)
-
-
-def test_a_run_that_recorded_every_criterions_options_resumes(tiny_folder, tmp_path):
-    # search runs made before the registry stored the beta options whatever the importance
-    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "s"), max_iterations=1, stop_rule="none",
-                              **TINY))
-    path = res.run_dir / "config.yaml"
-    old = yaml.safe_load(path.read_text())
-    old.update(alpha_epochs=1, alpha_lr=0.01, alpha_init="ones", beta="per-batch")
-    path.write_text(yaml.safe_dump(old))
-    again = search(SearchConfig(resume=str(res.run_dir), **TINY))
-    assert again.summary.best_iteration == res.summary.best_iteration
