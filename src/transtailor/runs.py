@@ -217,9 +217,8 @@ class RunDir:
             raise ConfigError(f"--out {self.path} exists and is not a folder")
         if not is_main():  # rank 0 makes, claims and checks the folder for every rank
             return self
-        if holds_files(self.path) and not overwrite:
-            raise ConfigError(f"--out {self.path} already holds a run; choose another folder (runs are never "
-                              "overwritten)")
+        if not overwrite:
+            self.refuse_if_taken()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -227,9 +226,14 @@ class RunDir:
         claim(self.path)
         if holds_files(self.path) and not overwrite:  # another run filled it between the check and the claim
             release(self.path)
+            self.refuse_if_taken()
+        return self
+
+    def refuse_if_taken(self) -> None:
+        """One line if the folder already holds a run: runs are never overwritten."""
+        if holds_files(self.path):
             raise ConfigError(f"--out {self.path} already holds a run; choose another folder (runs are never "
                               "overwritten)")
-        return self
 
     def file(self, name: str) -> Path:
         return self.path / name

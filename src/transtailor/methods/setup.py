@@ -66,8 +66,8 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
         native_image_size(cfg.model) if model is None else DEFAULT_IMAGE_SIZE)
     cfg = dataclasses.replace(cfg, image_size=image_size)
     out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
-    if cfg.out and not overwrite and holds_files(out):
-        raise ConfigError(f"--out {out} already holds a run; choose another folder (runs are never overwritten)")
+    if cfg.out and not overwrite:
+        RunDir(out).refuse_if_taken()  # before the data are read; checked again once the folder is claimed
     set_threads(cfg.threads)
     device = init_from_env(resolve_device(cfg.device))
     if cfg.latency:
