@@ -274,11 +274,8 @@ def _recover(s: Setup[IterativeConfig], loop: _Loop, ckpt: Checkpoints, best: in
     cfg = s.cfg
     s.bundle.model = ckpt.load_model(best, model=s.bundle.model).model.to(s.device)
     _seed_iteration(s, RECOVERY_SEED)
-    teacher = None
-    if cfg.distill == "previous":  # for the recovery: the model the pruning started from
-        teacher = Distiller(ckpt.load_model(0).model.to(s.device), cfg.distill_weight, cfg.distill_temperature)
-    elif cfg.distill != "none":
-        teacher = _distiller(s, None)
+    # with --distill previous the recovery's teacher is the model the pruning started from
+    teacher = _distiller(s, ckpt.load_model(0).model.to(s.device) if cfg.distill == "previous" else None)
     t = time.perf_counter()
     fitted = finetune_phase(s, "full", cfg.recover_epochs, "recover", {"iteration": best}, criterion=teacher,
                             warmup_epochs=1.0)
