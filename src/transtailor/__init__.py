@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from .models.timing import Latency, TimingSetup, compare_latency
     from .models.zoo import wrap_module
     from .pruning.criteria import CRITERIA, Criterion, ScoreContext, Scores, register
-    from .records import FinetuneSummary, IterationRecord, RunState, SearchSummary, StopCheck
+    from .records import FinetuneSummary, IterationRecord, Reference, RunState, SearchSummary, StopCheck
 
 #: where each public name lives (the imports under TYPE_CHECKING name the same ones for type checkers; a
 #: test keeps the two lists equal). ``import transtailor`` loads none of them (nor torch), so the
@@ -60,7 +60,7 @@ _WHERE = {
     **dict.fromkeys(["Latency", "TimingSetup", "compare_latency"], ".models.timing"),
     "wrap_module": ".models.zoo",
     **dict.fromkeys(["CRITERIA", "Criterion", "ScoreContext", "Scores", "register"], ".pruning.criteria"),
-    **dict.fromkeys(["FinetuneSummary", "IterationRecord", "RunState", "SearchSummary", "StopCheck"], ".records"),
+    **dict.fromkeys(["FinetuneSummary", "IterationRecord", "Reference", "RunState", "SearchSummary", "StopCheck"], ".records"),
 }
 
 

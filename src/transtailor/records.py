@@ -113,6 +113,9 @@ class IterationRecord(Measured):
     #: kept by the stop rule (a pruning step it stopped at is recorded, not kept)
     best: bool = True
     stop_check: StopCheck | None = None
+    #: this iteration's training compute (scoring and fine-tuning; iteration 0: FT or FT-Full) in FT-Full-epoch
+    #: equivalents (:mod:`transtailor.training.compute`); None in runs written before it was recorded
+    compute: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,7 +128,7 @@ class IterationRecord(Measured):
                                **_present(self, _MEASURED), "flops_reduction": self.flops_reduction}
         out.update({f"seconds_{k}": v for k, v in self.seconds.items()})
         out["seconds_total"] = self.seconds_total
-        out.update(_present(self, ("filters_removed",)))
+        out.update(_present(self, ("filters_removed", "compute")))
         out["best"] = self.best
         if self.stop_check is not None:
             out["stop_check"] = self.stop_check.to_json()
@@ -179,12 +182,14 @@ class FinetuneSummary(Measured):
     train_seconds: float
     facts: RunFacts
     wall_seconds: float
+    #: training compute in FT-Full-epoch equivalents; None in runs written before it was recorded
+    compute_ft_full_epochs: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "best_epoch": self.best_epoch, "train_seconds": self.train_seconds,
-                **_present(self, _MEASURED), **self.facts.to_json(), "wall_seconds": self.wall_seconds,
-                **self.extra}
+                **_present(self, _MEASURED), **self.facts.to_json(),
+                **_present(self, ("compute_ft_full_epochs",)), "wall_seconds": self.wall_seconds, **self.extra}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FinetuneSummary":
@@ -195,6 +200,28 @@ class FinetuneSummary(Measured):
 
 
 _SEARCH_TOP = ("method", "best_iteration", "stopped", "iterations", "macs_original", "wall_seconds")
+
+
+@dataclass(kw_only=True)
+class Reference:
+    """The unpruned model a search's result is judged against: FT-Full when the search started from it
+    (``--start ft-full``), or the ``--distill`` teacher scored on the same splits."""
+
+    name: str
+    test_top1: float
+    val_top1: float | None = None
+    macs: int | None = None
+    #: its training compute in FT-Full-epoch equivalents, when this run trained it
+    compute: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, **_present(self, ("val_top1",)), "test_top1": self.test_top1,
+                **_present(self, ("macs", "compute"))}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Reference":
+        known, _ = _known(cls, _mapping(data, "a reference record"))
+        return _construct(cls, "a reference record", **known)
 
 
 @dataclass(kw_only=True)
@@ -220,13 +247,19 @@ class SearchSummary:
     criterion: str | None = None
     #: with --recover-epochs: the returned sub-model's test top-1 before its recovery training (``best`` is after)
     test_top1_before_recovery: float | None = None
+    #: the whole run's training compute (every iteration, and the recovery) in FT-Full-epoch equivalents
+    compute_ft_full_epochs: float | None = None
+    #: FT-Full or the teacher, scored on the same splits (None when the run has neither)
+    reference: Reference | None = None
     wall_seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best")}
+        best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best", "compute")}
         return {"method": self.method, **_present(self, ("criterion",)), "best_iteration": self.best_iteration,
                 "stopped": self.stopped, "iterations": self.iterations, "macs_original": self.macs_original,
-                **best, **self.facts.to_json(), **_present(self, ("method_seconds", "test_top1_before_recovery")),
+                **best, **self.facts.to_json(),
+                **_present(self, ("method_seconds", "test_top1_before_recovery", "compute_ft_full_epochs")),
+                **({"reference": self.reference.to_json()} if self.reference is not None else {}),
                 "wall_seconds": self.wall_seconds}
 
     @classmethod
@@ -238,10 +271,13 @@ class SearchSummary:
         top = {k: data.pop(k) for k in _SEARCH_TOP}
         method_seconds, criterion = data.pop("method_seconds", None), data.pop("criterion", None)
         before_recovery = data.pop("test_top1_before_recovery", None)
+        compute = data.pop("compute_ft_full_epochs", None)
+        reference = data.pop("reference", None)
         facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
         return cls(**top, best=best, facts=facts, method_seconds=method_seconds, criterion=criterion,
-                   test_top1_before_recovery=before_recovery)
+                   test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
+                   reference=None if reference is None else Reference.from_json(reference))
 
 
 @dataclass

@@ -20,18 +20,24 @@ class FinetuneConfig(CommonConfig):
                        ("head", "full"))
 
 
+#: the --distill values that are not a file: no teacher, the unpruned start model, the model before each step
+DISTILL_CHOICES = ("none", "start", "previous")
+
+
 @dataclass
 class PruningOptions:
     """How every method that prunes in steps removes filters and fine-tunes after each step."""
 
-    ft_epochs: int | None = option(None, "epochs of the initial FT (new head only; default: --epochs)")
+    ft_epochs: int | None = option(None, "epochs of the unpruned start model's training (--start ft: the new head; "
+                                   "ft-full: every layer; default: --epochs)")
     flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
     max_layer_fraction: float = option(0.3, "no layer loses more than this fraction of its filters in one step")
     distill: str = option("none", "fine-tune each sub-model to also match a teacher's soft outputs: 'none', "
+                          "'start' (the unpruned model pruning started from: with --start ft-full, FT-Full), "
                           "'previous' (the sub-model before this step's pruning) or a saved model or run folder "
-                          "(e.g. an FT-Full run on the same classes)")
+                          "(e.g. an FT-Full run on the same classes; it is also scored as the reference row)")
     distill_weight: float = option(0.5, "weight of the distillation term (the cross-entropy gets 1 - weight)")
     distill_temperature: float = option(4.0, "softmax temperature of the distillation term")
     cost: str = option("macs", "what a pruning step's budget is spent in: macs, or latency measured on "
@@ -47,8 +53,8 @@ class PruningOptions:
                                        "or ~/.cache/transtailor/latency)")
     recover_epochs: int = option(0, "after the last step, train the returned sub-model this many more epochs "
                                  "on a fresh schedule (one epoch of warm-up, then cosine decay), with the "
-                                 "--distill teacher if one is set (previous: the model pruning started from); "
-                                 "0: none")
+                                 "--distill teacher if one is set (previous: the model pruning started from, as "
+                                 "start); 0: none")
     method_options: dict[str, Any] = _method_options_field()
 
     def validate(self) -> None:
@@ -73,9 +79,9 @@ class PruningOptions:
             raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
             raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
-        if self.distill not in ("none", "previous") and not Path(self.distill).expanduser().exists():
+        if self.distill not in DISTILL_CHOICES and not Path(self.distill).expanduser().exists():
             raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
-                              "(or use 'none' or 'previous')")
+                              "(or use 'none', 'start' or 'previous')")
         _check_method_options(self.method_options)
 
 
@@ -83,9 +89,13 @@ class PruningOptions:
 class IterativeConfig(PruningOptions, CommonConfig):
     """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
 
-    from_ft: str | None = option(None, "start from this FT model instead of training one (a 'finetune --mode "
-                                 "head' run folder or model file of the same model and classes; --ft-epochs "
-                                 "is then unused)")
+    start: str = option("ft", "the unpruned model pruning starts from: 'ft' (the paper's: the new head trained on "
+                        "the frozen pretrained layers for --ft-epochs) or 'ft-full' (every layer fine-tuned for "
+                        "--ft-epochs: the model you would otherwise ship; it is the end table's reference row)",
+                        ("ft", "ft-full"))
+    from_ft: str | None = option(None, "start from this saved unpruned model instead of training it (a 'finetune' "
+                                 "run folder or model file of the same model and classes, --mode head for "
+                                 "--start ft, --mode full for --start ft-full; --ft-epochs is then unused)")
     target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
                                           "(e.g. 1.5)")
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration")

@@ -19,6 +19,7 @@ from ..pruning import find_gate_sites
 from ..records import FinetuneSummary
 from ..runs import PREDICTIONS_FILE, releases_folders
 from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
+from ..training.compute import FORWARD_SHARE, epochs_equivalent
 from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
 from .results import final_scores, finish, write_predictions
@@ -103,7 +104,9 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
     scores, evaluated = final_scores(s, s.bundle.model, fitted)
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
     write_predictions(s.run.file(PREDICTIONS_FILE), evaluated)
-    summary = finish(s, s.bundle.model, phase, fitted, scores)
+    compute = FORWARD_SHARE * (cfg.mode == "full" and cfg.regularizer == "delta") + epochs_equivalent(
+        cfg.epochs, 1, 1, mode=cfg.mode)  # DELTA's one head epoch first
+    summary = finish(s, s.bundle.model, phase, fitted, scores, compute)
     log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,
              f"{summary.val_top1:.2f}%" if summary.val_top1 is not None else "-", summary.test_top1,
              summary.macs / 1e6, s.run.path)

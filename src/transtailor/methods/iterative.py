@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..config import IterativeConfig
+from ..config.commands import DISTILL_CHOICES
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
 from ..errors import ConfigError
@@ -38,9 +39,11 @@ from ..pruning import GateSite, find_gate_sites
 from ..pruning.criteria import Criterion, Scores, ScoreContext, options_dict, per_layer
 from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
-from ..records import IterationRecord, RunState, SearchSummary
+from ..models.measure import count_macs_params
+from ..records import IterationRecord, Reference, RunState, SearchSummary
 from ..runs import RunDir, releases_folders
 from ..training import FitResult, seed_everything
+from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
@@ -103,7 +106,39 @@ class _Loop:
     plan: Plan
     budget: Budget
     timing: TimingSetup | None
-    original: nn.Module | None  # the FT model: the reference of every measured speed-up
+    original: nn.Module | None  # the unpruned start model: the reference of every measured speed-up
+    ckpt: Checkpoints
+    _start: nn.Module | None = None
+    _saved_teacher: ModelBundle | None = None
+
+    def start_model(self, s: Setup[IterativeConfig]) -> nn.Module:
+        """The unpruned model pruning started from (iteration 0), loaded once."""
+        if self.original is not None:
+            return self.original
+        if self._start is None:
+            self._start = self.ckpt.load_model(0).model.to(s.device)
+        return self._start
+
+    def saved_teacher(self, s: Setup[IterativeConfig]) -> ModelBundle:
+        """``--distill FILE_OR_RUN``'s model, checked against the data's classes, loaded once."""
+        if self._saved_teacher is None:
+            saved = load_bundle(s.cfg.distill)
+            require_classes(saved.meta, s.data.classes, f"--distill {s.cfg.distill}")
+            saved.model.to(s.device)
+            self._saved_teacher = saved
+        return self._saved_teacher
+
+    def teacher(self, s: Setup[IterativeConfig], before_step: nn.Module | None) -> nn.Module | None:
+        """The ``--distill`` teacher of a fine-tuning: the model before this step (``previous``; the start model
+        when ``before_step`` is None, as in the recovery), the start model, a saved model, or None."""
+        how = s.cfg.distill
+        if how == "none":
+            return None
+        if how == "previous" and before_step is not None:
+            return before_step
+        if how in ("previous", "start"):
+            return self.start_model(s)
+        return self.saved_teacher(s).model
 
 
 def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0: int | None,
@@ -149,11 +184,13 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         run.reset_metrics()
         _seed_iteration(s, 0)
         t0 = time.perf_counter()
-        # with --from-ft, prepare() has loaded the FT model
-        fitted = None if cfg.from_ft else finetune_phase(s, "head", ft_epochs, "ft", {"iteration": 0})
+        # with --from-ft, prepare() has loaded the start model
+        mode, phase = ("head", "ft") if cfg.start == "ft" else ("full", "ft_full")
+        fitted = None if cfg.from_ft else finetune_phase(s, mode, ft_epochs, phase, {"iteration": 0})
         seconds = time.perf_counter() - t0
-        rec, evaluated = _evaluate_and_measure(s, 0, "ft", None, fitted, timing)
+        rec, evaluated = _evaluate_and_measure(s, 0, phase, None, fitted, timing)
         rec.seconds["finetune"] = seconds
+        rec.compute = 0.0 if fitted is None else epochs_equivalent(ft_epochs, rec.macs, rec.macs, mode=mode)
         if fitted is None:
             rec.from_ft = str(cfg.from_ft)
         original = copy.deepcopy(s.bundle.model) if timing else None
@@ -164,7 +201,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     macs0 = state.macs_original
     stops = plan.stops
     loop = _Loop(plan, Budget(cfg, plan.step, stops.target_flops_reduction, stops.target_speedup, plan.flops_aware,
-                              timing, s.device), timing, original)
+                              timing, s.device), timing, original, ckpt)
 
     it = state.completed
     while state.stopped is None:
@@ -179,10 +216,12 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         _log_iteration(rec)
     ckpt.write_state(state)
     best_rec, before_recovery, seconds = iterations[state.best], None, iterations_seconds(iterations)
+    compute = sum(r.compute or 0.0 for r in iterations)
     if cfg.recover_epochs:
         before_recovery = best_rec.test_top1
-        best_rec = _recover(s, loop, ckpt, state.best, macs0)
+        best_rec = _recover(s, loop, state.best, macs0)
         seconds += best_rec.seconds_total
+        compute += best_rec.compute or 0.0
         best = ckpt.keep_best(run.path / RECOVERED_DIR)
     else:
         best = ckpt.keep_best(ckpt.folder(state.best))
@@ -190,7 +229,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
                             method_seconds=seconds, criterion=plan.criterion.name,
-                            test_top1_before_recovery=before_recovery, wall_seconds=time.perf_counter() - s.started)
+                            test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
+                            reference=_reference(s, loop, iterations[0]),
+                            wall_seconds=time.perf_counter() - s.started)
     run.write_summary(summary.to_json())
     if is_main():
         _plots(run)
@@ -215,7 +256,8 @@ _Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
 def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
                iterations: list[IterationRecord]) -> tuple[IterationRecord, dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
-    teacher = copy.deepcopy(model) if cfg.distill == "previous" else None  # before this step prunes it
+    teacher = loop.teacher(s, copy.deepcopy(model) if cfg.distill == "previous" else None)  # before this step
+    macs_before = iterations[-1].macs
     sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
     t = time.perf_counter()
     budget = loop.budget.for_step(model, sites, loop.original, iterations)
@@ -228,6 +270,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         reuse_val = False  # scored before the filters were removed
         times = {"finetune": time.perf_counter() - t}
         scored = Scores(scores={})
+        compute = epochs_equivalent(ift_epochs, macs_before, macs0)  # trained at full width, filters zeroed
     else:
         scored = _score(s, plan, it, sites)
         times = dict(scored.seconds)
@@ -245,6 +288,9 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         try:
             fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
                                     criterion=_distiller(s, teacher))
+            compute = (plan.criterion.train_passes() * macs_before / macs0
+                       + epochs_equivalent(ift_epochs, count_macs_params(model, s.image_size)[0], macs0,
+                                           teacher_macs=_macs(teacher, s.image_size)))
             reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
             attached.finish(model)
         finally:
@@ -254,6 +300,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     rec, evaluated = _evaluate_and_measure(s, it, plan.method, macs0, fitted, loop.timing, loop.original, reuse_val)
     times["eval"] = time.perf_counter() - t
     rec.seconds = times
+    rec.compute = compute
     rec.filters_removed = sum(record.removed.values())
     tries = None
     if settled is not None and budget.time_plan is not None:
@@ -267,21 +314,21 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
 RECOVERY_SEED = 999
 
 
-def _recover(s: Setup[IterativeConfig], loop: _Loop, ckpt: Checkpoints, best: int, macs0: int) -> IterationRecord:
+def _recover(s: Setup[IterativeConfig], loop: _Loop, best: int, macs0: int) -> IterationRecord:
     """``--recover-epochs``: train the returned sub-model (iteration ``best``) on a fresh schedule, one epoch of
     warm-up then the configured decay, with the ``--distill`` teacher if any; save it to ``recovered/``.
     A run killed here redoes the recovery on resume (the loop is committed, the recovery is not)."""
-    cfg = s.cfg
+    cfg, ckpt = s.cfg, loop.ckpt
     s.bundle.model = ckpt.load_model(best, model=s.bundle.model).model.to(s.device)
     _seed_iteration(s, RECOVERY_SEED)
-    # with --distill previous the recovery's teacher is the model the pruning started from
-    teacher = _distiller(s, ckpt.load_model(0).model.to(s.device) if cfg.distill == "previous" else None)
+    teacher = loop.teacher(s, None)  # with --distill previous: the model the pruning started from
     t = time.perf_counter()
-    fitted = finetune_phase(s, "full", cfg.recover_epochs, "recover", {"iteration": best}, criterion=teacher,
-                            warmup_epochs=1.0)
+    fitted = finetune_phase(s, "full", cfg.recover_epochs, "recover", {"iteration": best},
+                            criterion=_distiller(s, teacher), warmup_epochs=1.0)
     seconds = time.perf_counter() - t
     rec, evaluated = _evaluate_and_measure(s, best, "recover", macs0, fitted, loop.timing, loop.original)
     rec.seconds = {"finetune": seconds}
+    rec.compute = epochs_equivalent(cfg.recover_epochs, rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
     ckpt.save_recovered(rec, s.bundle, _meta(s, rec), evaluated)
     log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recover_epochs, rec.test_top1)
     return rec
@@ -327,18 +374,30 @@ def _score(s: Setup[IterativeConfig], plan: Plan, it: int, sites: list[GateSite]
     return Scores(scores, scored.saved, seconds)
 
 
-def _distiller(s: Setup[IterativeConfig], previous: nn.Module | None) -> Distiller | None:
-    """The ``--distill`` criterion for the fine-tuning after a pruning step (None: plain cross-entropy)."""
-    cfg = s.cfg
-    if cfg.distill == "none":
+def _distiller(s: Setup[IterativeConfig], teacher: nn.Module | None) -> Distiller | None:
+    """The fine-tuning's criterion: plain cross-entropy (None) without a teacher, else the distillation mix."""
+    if teacher is None:
         return None
-    if previous is not None:
-        teacher = previous
-    else:
-        saved = load_bundle(cfg.distill)
-        require_classes(saved.meta, s.data.classes, f"--distill {cfg.distill}")
-        teacher = saved.model.to(s.device)
-    return Distiller(teacher, cfg.distill_weight, cfg.distill_temperature)
+    return Distiller(teacher, s.cfg.distill_weight, s.cfg.distill_temperature)
+
+
+def _macs(model: nn.Module | None, image_size: int) -> int | None:
+    return None if model is None else count_macs_params(model, image_size)[0]
+
+
+def _reference(s: Setup[IterativeConfig], loop: _Loop, start: IterationRecord) -> Reference | None:
+    """What the returned sub-model is judged against: the start model when it is FT-Full, else a saved
+    ``--distill`` teacher scored on this run's splits, else none."""
+    if s.cfg.start == "ft-full":
+        return Reference(name="FT-Full (iteration 0)" + (f", from {s.cfg.from_ft}" if s.cfg.from_ft else ""),
+                         val_top1=start.val_top1, test_top1=start.test_top1, macs=start.macs,
+                         compute=start.compute if not s.cfg.from_ft else None)
+    if s.cfg.distill in DISTILL_CHOICES:
+        return None
+    teacher = loop.saved_teacher(s)
+    scores, _ = final_scores(s, teacher.model)
+    return Reference(name=f"teacher {s.cfg.distill}", val_top1=scores.get("val_top1"), test_top1=scores["test_top1"],
+                     macs=_macs(teacher.model, s.image_size))
 
 
 def _log_iteration(rec: IterationRecord) -> None:

@@ -57,12 +57,15 @@ def run_facts(s: Setup) -> RunFacts:
                     torch=torch.__version__, machine=platform.machine())
 
 
-def finish(s: Setup, model: nn.Module, method: str, fitted: FitResult, scores: dict[str, Any]) -> FinetuneSummary:
-    """Measure, save the model into the run folder and write ``summary.json``; return the summary."""
+def finish(s: Setup, model: nn.Module, method: str, fitted: FitResult, scores: dict[str, Any],
+           compute: float | None = None) -> FinetuneSummary:
+    """Measure, save the model into the run folder and write ``summary.json`` (with ``compute``, the training's
+    FT-Full-epoch equivalents); return the summary."""
     cost = measure(model, s.image_size, setup=timing_setup(s.cfg, s.device) if s.cfg.latency else None,
                    rounds=s.cfg.latency_rounds)
     summary = FinetuneSummary(method=method, best_epoch=fitted.best_epoch, train_seconds=fitted.seconds,
-                              **scores, **cost, facts=run_facts(s), wall_seconds=time.perf_counter() - s.started)
+                              **scores, **cost, facts=run_facts(s), compute_ft_full_epochs=compute,
+                              wall_seconds=time.perf_counter() - s.started)
     meta = {"classes": s.data.classes, "image_size": s.image_size, "crop_pct": s.cfg.crop_pct,
             "macs": summary.macs, "params": summary.params}
     save_model(s.run.file(MODEL_FILE), s.bundle, meta)

@@ -157,7 +157,8 @@ def require_classes(meta: dict[str, Any], classes: list[str], what: str) -> None
 
 
 def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name: str) -> None:
-    """``--from-ft``: fill ``bundle``'s fresh model with a saved FT model of the same architecture and classes."""
+    """``--from-ft``: fill ``bundle``'s fresh model with a saved unpruned model (FT or FT-Full) of the same
+    architecture and classes."""
     try:
         payload = read_payload(path)
     except ModelError as exc:
@@ -167,8 +168,8 @@ def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name
         load_checked(bundle.model, payload["state_dict"], source="it")
     except ModelError as exc:
         raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head ({exc}); start from a "
-                          "'finetune --mode head' run of it") from None
-    log.info("starting from the FT model in %s", path)
+                          "'finetune' run of it") from None
+    log.info("starting from the saved model in %s", path)
 
 
 def _default_out(command: str, cfg: CommonConfig) -> Path:

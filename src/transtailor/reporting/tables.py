@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..records import IterationRecord, RunState
+from ..records import IterationRecord, RunState, SearchSummary
 from ..runs import read_json
 
 COLUMNS: list[tuple[Any, ...]] = [
@@ -75,6 +75,7 @@ SEARCH_COLUMNS: list[tuple[Any, ...]] = [
     ("val loss", "val_loss", "{:.4f}"),
     ("test top-1", "test_top1", "{:.2f}"),
     ("speed-up", "speedup_batch", "{}"),
+    ("compute", "compute", "{:.1f}"),
 ]
 
 STOP_REASONS = {
@@ -84,32 +85,54 @@ STOP_REASONS = {
     "no_progress": "the last step removed nothing (every layer at its limits)",
 }
 
+#: how the end table names iteration 0 by the phase that made it
+START_NAMES = {"ft": "FT", "ft_full": "FT-Full"}
+
 
 def search_table(run_dir: str | Path) -> str:
-    """What a search ends with: FT and each sub-model at a glance, which one is returned and why the
-    search stopped."""
+    """What a search ends with: the start model and each sub-model at a glance (the recovered one and the
+    reference too, when the run has them), which one is returned, how it compares and what it cost."""
     rows = load_iterations(run_dir)
     state = load_state(run_dir)
+    summary_file = Path(run_dir) / "summary.json"
+    summary = SearchSummary.from_json(read_json(summary_file)) if summary_file.is_file() else None
     best, stopped = state.best, state.stopped
+    recovered = summary is not None and summary.test_top1_before_recovery is not None
     header = [c[0] for c in SEARCH_COLUMNS] + [""]
     body = []
     for r in rows:
         cells = _cells(r, SEARCH_COLUMNS)
-        mark = "FT" if r.iteration == 0 else ""
+        mark = START_NAMES.get(r.phase, "start") if r.iteration == 0 else ""
         if r.iteration == best:
-            mark = (mark + ", returned").lstrip(", ")
+            mark = (mark + (", recovered below" if recovered else ", returned")).lstrip(", ")
         elif not r.best:
             mark = "not kept: stopped here"
         cells.append(mark)
         body.append(cells)
+    recovered_file = Path(run_dir) / "recovered" / "metrics.json"
+    if recovered and recovered_file.is_file():
+        body.append(_cells(IterationRecord.from_json(read_json(recovered_file)), SEARCH_COLUMNS)
+                    + ["after --recover-epochs, returned"])
+    ref = summary.reference if summary is not None else None
+    if ref is not None and rows and rows[0].phase != "ft_full":
+        body.append([c if c != "" else "-" for c in
+                     ["ref", "-", "-" if ref.macs is None else f"{ref.macs * 1e-6:.1f}",
+                      "-" if ref.val_top1 is None else f"{ref.val_top1:.2f}", "-", f"{ref.test_top1:.2f}", "-", "-"]]
+                    + [ref.name])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(c.rjust(w) if i < len(header) - 1 else c for i, (c, w) in enumerate(zip(b, widths))).rstrip()
              for b in [header, *body]]
-    b, ft = rows[best], rows[0]
-    lines.append(f"returned: iteration {best}, {100 * b.flops_reduction:.1f} % fewer MACs, test top-1 "
-                 f"{b.test_top1:.2f} % (FT {ft.test_top1:.2f} %)"
+    b = summary.best if summary is not None else rows[best]
+    start = rows[0]
+    against = (f"{ref.name} {ref.test_top1:.2f} %, {b.test_top1 - ref.test_top1:+.2f}" if ref is not None
+               else f"{START_NAMES.get(start.phase, 'start')} {start.test_top1:.2f} %")
+    lines.append(f"returned: iteration {best}{' recovered' if recovered else ''}, {100 * b.flops_reduction:.1f} % "
+                 f"fewer MACs, test top-1 {b.test_top1:.2f} % ({against})"
                  + (f", {b.speedup_batch:.2f}x faster at batch {b.latency_batch} on "
                     f"{b.latency_target}" if b.speedup_batch is not None else ""))
+    if summary is not None and summary.compute_ft_full_epochs is not None:
+        lines.append(f"compute: {summary.compute_ft_full_epochs:.1f} FT-Full epochs of the unpruned model in all "
+                     f"(column: each row's own), {summary.method_seconds or 0:.0f} s of training")
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
     return "\n".join(lines)
 

@@ -81,6 +81,11 @@ class Criterion(Generic[O]):
     def __call__(self, ctx: ScoreContext) -> Scores:
         raise NotImplementedError
 
+    def train_passes(self) -> float:
+        """Passes over the train split one scoring makes, each counted as a training epoch of the model being
+        scored (a criterion that reads data back-propagates once by default; one that does not, none)."""
+        return 1.0 if self.needs_data else 0.0
+
 
 #: every registered criterion, by name, in registration order
 CRITERIA: dict[str, type[Criterion]] = {}

@@ -67,3 +67,7 @@ class Beta(Criterion[BetaOptions]):
             beta = compute_beta(ctx.model, alpha, ctx.loader, ctx.device, opts.beta)
             seconds["beta"] = time.perf_counter() - t
         return Scores(beta, saved={"alpha": alpha.detached_values()}, seconds=seconds)
+
+    def train_passes(self) -> float:
+        """The alpha epochs, and the beta pass unless beta is read off the last alpha epoch."""
+        return self.options.alpha_epochs + (1.0 if self.options.beta_from == "pass" else 0.0)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A one-seed screen on cub100 (efficientnet_lite0, dev CPU, one thread per job) at equal measured speed:
+#   lowres   FT-Full at 96 and 80 px, 12 epochs: the user's simplest alternative to pruning
+#   oneshot  the FT-Full model pruned to a measured 1.5x on ONNX Runtime in one latency-priced step, then
+#            12 epochs with FT-Full as the teacher
+# Usage: bash benchmarks/speed_screen.sh JOB   (resumable: finished runs are skipped)
+set -u
+cd "$(dirname "$0")/.."
+out=benchmarks/results/start-screen-cub100
+mkdir -p "$out"
+source benchmarks/_run.sh
+ftfull12=benchmarks/results/recovery-screen-cub100/ft-full-12ep-s0
+common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads 1 --workers 0 --seed 0"
+case "$1" in
+  lowres)
+    for px in 96 80; do
+      run ft-full-12ep-${px}px-s0 finetune --mode full $common --no-latency --image-size $px --epochs 12
+    done ;;
+  oneshot)
+    run oneshot-ort1.5-teacher-s0 search $common --image-size 112 --from-ft $ftfull12 --start ft-full \
+        --distill start --latency-target onnxruntime --cost latency --latency-step 0.34 --target-speedup 1.5 \
+        --finetune-epochs 12 --stop-rule none ;;
+esac

@@ -1,0 +1,102 @@
+"""Where pruning starts (--start ft|ft-full), which teacher it distils from (--distill start|previous|FILE), the
+reference row it is judged against and the compute every run records."""
+
+import json
+
+import pytest
+import torch
+
+from transtailor.cli import main
+from transtailor.config import EvaluateConfig, SearchConfig
+from transtailor.errors import ConfigError
+from transtailor.methods import search
+from transtailor.methods.evaluate import evaluate_saved
+from transtailor.models import load_model
+from transtailor.records import IterationRecord
+from transtailor.training.compute import epochs_equivalent
+
+from conftest import TINY
+
+
+def _iterations(out):
+    return [IterationRecord.from_json(r) for r in json.loads((out / "iterations.json").read_text())]
+
+
+def _backbone_weight(path):
+    return load_model(path).state_dict()["conv1.weight"]
+
+
+def test_epochs_equivalent_counts_forward_as_a_third_of_a_step():
+    # a quarter-width model for 6 epochs with the unpruned model as teacher: 6 * (1/4 + 1/3)
+    assert epochs_equivalent(6, 25, 100, teacher_macs=100) == pytest.approx(6 * (0.25 + 1 / 3))
+    assert epochs_equivalent(3, 100, 100, mode="head") == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        epochs_equivalent(1, 1, 1, mode="half")
+
+
+def test_start_ft_full_trains_every_layer_and_is_the_reference(tiny_folder, tmp_path):
+    runs = {}
+    for start in ("ft", "ft-full"):
+        out = tmp_path / start
+        res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                                  start=start, **TINY))
+        runs[start] = (out, res)
+    (ft_out, ft_res), (full_out, full_res) = runs["ft"], runs["ft-full"]
+    # same seed, same initial weights: FT leaves the backbone as it was, FT-Full trains it
+    assert not torch.equal(_backbone_weight(ft_out / "iter_000" / "model.pt"),
+                           _backbone_weight(full_out / "iter_000" / "model.pt"))
+    assert [r.phase for r in _iterations(full_out)][0] == "ft_full"
+    start = _iterations(full_out)[0]
+    ref = full_res.summary.reference
+    assert ref is not None and ref.test_top1 == start.test_top1 and ref.macs == start.macs
+    assert ft_res.summary.reference is None  # FT is no one's reference
+    # the start's compute: one epoch of the whole network, against a third of one for the head alone
+    assert start.compute == pytest.approx(1.0) and _iterations(ft_out)[0].compute == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("teacher", ["start", "previous"])
+def test_compute_is_the_sum_of_each_phase_at_its_width(tiny_folder, tmp_path, teacher):
+    """Each step scores the model before it (one Taylor pass), fine-tunes the pruned one and, distilling, runs
+    the teacher forward: the start model's width with 'start', the previous step's with 'previous'; the
+    recovery trains the returned width with the start model as teacher."""
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none",
+                              distill=teacher, recover_epochs=2, finetune_epochs=1, **TINY))
+    its = _iterations(out)
+    m0 = its[0].macs
+    expected = [1 / 3]  # FT: one head-only epoch
+    for prev, cur in zip(its, its[1:]):
+        t = m0 if teacher == "start" else prev.macs
+        expected.append(prev.macs / m0 + cur.macs / m0 + t / m0 / 3)
+    assert [r.compute for r in its] == pytest.approx(expected)
+    returned = its[res.summary.best_iteration].macs
+    recovery = 2 * (returned / m0 + 1 / 3)
+    assert res.summary.compute_ft_full_epochs == pytest.approx(sum(expected) + recovery)
+    assert json.loads((out / "summary.json").read_text())["compute_ft_full_epochs"] == pytest.approx(
+        sum(expected) + recovery)
+
+
+def test_a_saved_teacher_is_scored_as_the_reference_row(tiny_folder, tmp_path, capsys):
+    teacher_run = tmp_path / "full"
+    assert main(["finetune", "--mode", "full", "--data", str(tiny_folder), "--model", "resnet18", "--weights", "none",
+                 "--image-size", "32", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--no-latency",
+                 "--threads", "1", "--out", str(teacher_run)]) == 0
+    assert json.loads((teacher_run / "summary.json").read_text())["compute_ft_full_epochs"] == pytest.approx(1.0)
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                              distill=str(teacher_run), **TINY))
+    scored = evaluate_saved(EvaluateConfig(data=str(tiny_folder), model_path=str(teacher_run), workers=0))
+    ref = res.summary.reference
+    assert ref is not None and ref.name == f"teacher {teacher_run}"
+    assert ref.test_top1 == pytest.approx(scored["test_top1"]) and ref.val_top1 == pytest.approx(scored["val_top1"])
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0  # the report reads the new summary back
+
+
+def test_start_and_distill_refuse_what_they_cannot_use(tiny_folder, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="'start'"):
+        SearchConfig(data=str(tiny_folder), distill="nowhere.pt", **TINY).validate()
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "--data", str(tiny_folder), "--start", "full", "--out", str(tmp_path / "r")])
+    assert exited.value.code == 2
+    assert "--start" in capsys.readouterr().err and not (tmp_path / "r").exists()
