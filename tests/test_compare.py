@@ -34,6 +34,10 @@ def test_compare_runs_each_method_once_and_resumes(tiny_folder, tmp_path):
         if r["method"] == "ft":
             summary = json.loads((tmp_path / "cmp" / r["run"] / "summary.json").read_text())
             assert r["wall_seconds"] == summary["train_seconds"] < summary["wall_seconds"]
+            assert r["compute"] == pytest.approx(1 / 3)  # one head-only epoch
+        else:  # started from the FT row's model: its compute is not counted again
+            its = json.loads((tmp_path / "cmp" / r["run"] / "iterations.json").read_text())
+            assert its[0]["compute"] == 0.0 and r["compute"] == pytest.approx(sum(i["compute"] for i in its))
     assert "without loading and decoding the data" in res.table
     stamp = (tmp_path / "cmp" / "l1-20-s0" / "summary.json").stat().st_mtime_ns
     (tmp_path / "cmp" / "ft-s1" / "summary.json").unlink()  # as if cut off before the end
@@ -53,6 +57,7 @@ def test_a_budget_on_the_way_to_a_larger_one_is_read_from_its_iteration(tiny_fol
     assert ten["test_top1"] == its[1]["test_top1"] and ten["params"] == its[1]["params"]
     assert 0.08 <= ten["flops_reduction"] <= 0.12 and 0.18 <= twenty["flops_reduction"] <= 0.22
     assert ten["curve"] == twenty["curve"][:2] and ten["wall_seconds"] < twenty["wall_seconds"]
+    assert ten["compute"] == pytest.approx(sum(i["compute"] for i in its[:2])) and ten["compute"] < twenty["compute"]
     # a budget that is not a whole number of steps gets its own run
     assert source_of(CompareConfig(data="x", budgets="0.25,0.3"), "l1", 0.25) == (0.25, None)
     assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "gbn", 0.2) == (0.3, 2)

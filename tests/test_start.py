@@ -100,3 +100,14 @@ def test_start_and_distill_refuse_what_they_cannot_use(tiny_folder, tmp_path, ca
         main(["search", "--data", str(tiny_folder), "--start", "full", "--out", str(tmp_path / "r")])
     assert exited.value.code == 2
     assert "--start" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_steps_reach_the_target_in_that_many_equal_steps(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), target_flops_reduction=0.2, steps=1,
+                              stop_rule="none", max_layer_fraction=1.0, **TINY))
+    its = _iterations(out)
+    assert len(its) == 2 and res.summary.stopped == "target_flops_reduction"
+    assert its[1].flops_reduction == pytest.approx(0.2, abs=0.02)  # one step of the whole 20 %
+    with pytest.raises(ConfigError, match="--steps"):
+        SearchConfig(data=str(tiny_folder), steps=2, **TINY).validate()  # no target to divide

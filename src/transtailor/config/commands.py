@@ -135,10 +135,19 @@ class SearchConfig(IterativeConfig):
     loss_tolerance: float = option(0.05, "stop rule loss: relative rise of the val loss over its lowest that stops")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
+    steps: int | None = option(None, "reach the target in this many equal steps instead of --flops-step / "
+                               "--latency-step ones: --target-flops-reduction / N of the MACs, or with --cost "
+                               "latency (1 - 1 / --target-speedup) / N of the measured time (1: one-shot)")
 
     def validate(self) -> None:
         super().validate()
         _non_negative(self, "tau", "loss_tolerance")
+        if self.steps is not None:
+            if self.steps < 1:
+                raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+            if self.target_flops_reduction is None and not (self.cost == "latency" and self.target_speedup):
+                raise ConfigError("--steps divides a target: give --target-flops-reduction, or --cost latency "
+                                  "with --target-speedup")
         if self.flops_step is None:
             raise ConfigError("--flops-step needs a value")
         if self.target_flops_reduction is not None and not 0.0 < self.target_flops_reduction < 1.0:

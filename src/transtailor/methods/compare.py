@@ -235,8 +235,9 @@ def _ensure_run(run_cfg: CommonConfig, label: str) -> None:
 def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int | None) -> dict[str, Any]:
     """One table row: a run's summary, or one iteration of a pruning run (a budget passed on the way).
 
-    Wall time is the method's own: the iterations' up to the row's, without the FT it starts from, or a
-    fine-tuning's training and validation; neither counts the start-up (loading and decoding the data).
+    Wall time and compute are the method's own: the iterations' up to the row's, without the FT it starts
+    from, or a fine-tuning's training and validation; neither counts the start-up (loading and decoding the
+    data).
     """
     data = read_json(out / "summary.json")
     curve: list[tuple[float, float]] = []
@@ -245,18 +246,21 @@ def _row(method: str, budget: float | None, seed: int, out: Path, iteration: int
         if (out / "iterations.json").is_file():
             its = [IterationRecord.from_json(r) for r in read_json(out / "iterations.json")]
             kept = its if iteration is None else its[: iteration + 1]
-            rec = SearchSummary.from_json(data).best if iteration is None else its[iteration]
+            summary = SearchSummary.from_json(data)
+            rec = summary.best if iteration is None else its[iteration]
             wall, reduction = iterations_seconds(kept), rec.flops_reduction
+            compute = (summary.compute_ft_full_epochs if iteration is None
+                       else None if any(r.compute is None for r in kept) else sum(r.compute or 0.0 for r in kept))
             curve = [(r.flops_reduction, r.test_top1) for r in kept]
         else:
             rec = FinetuneSummary.from_json(data)
-            wall, reduction = rec.train_seconds, 0.0
+            wall, reduction, compute = rec.train_seconds, 0.0, rec.compute_ft_full_epochs
     except RunFileError as exc:
         raise RunFileError(f"{out}: {exc}; remove the folder to run it again") from None
     run = out.name if iteration is None else f"{out.name}/iter_{iteration:03d}"
     return {"method": method, "budget": budget, "seed": seed, "run": run, "flops_reduction": reduction,
             "params": rec.params, "macs": rec.macs, "val_top1": rec.val_top1, "test_top1": rec.test_top1,
-            "wall_seconds": wall, "speedup": rec.speedup_batch, "curve": curve}
+            "wall_seconds": wall, "compute": compute, "speedup": rec.speedup_batch, "curve": curve}
 
 
 def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
@@ -270,14 +274,17 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
         mean_std([r["test_top1"] for r in rs]),
         mean_std([r["speedup"] for r in rs if r.get("speedup")]) if any(r.get("speedup") for r in rs) else "-",
         f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
+        f"{statistics.mean(r['compute'] for r in rs):.1f}" if all(r.get("compute") is not None for r in rs) else "-",
     ] for label, rs in groups.items()]
     title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
              f"seeds {cfg.seeds}")
     note = ("\n\nWall time: each method's own training, scoring and evaluation, without loading and decoding "
-            "the data." + (" Pruning methods and TransTailor start from the FT model of the same seed; their time "
-                           "does not include that FT's." if any(r["budget"] is not None for r in rows) else ""))
+            "the data. Compute: the training's arithmetic in epochs of FT-Full on the unpruned model (a head-only "
+            "epoch is a third of one)." + (" Pruning methods and TransTailor start from the FT model of the same "
+                                           "seed; their time and compute do not include that FT's."
+                                           if any(r["budget"] is not None for r in rows) else ""))
     if cfg.cost == "latency":
         note += (f" Budgets are measured speed-ups at batch {cfg.latency_batch} on the latency target; the "
                  "speed-up column is each run's own measurement against its FT model.")
     return title + "\n\n" + markdown_table(["method", "seeds", "FLOPs red. %", "M params", "val top-1 %",
-                                            "test top-1 %", "speed-up", "wall s"], body) + note
+                                            "test top-1 %", "speed-up", "wall s", "compute"], body) + note

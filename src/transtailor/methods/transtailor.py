@@ -31,13 +31,23 @@ def _plan(cfg: SearchConfig) -> Plan:
     if criterion.soft:
         raise ConfigError(f"--importance {cfg.importance} prunes while it trains; the search scores once per "
                           f"step: use one of {', '.join(criterion_names(soft=False))}")
-    step = step_share(cfg, cfg.flops_step)
+    step = _equal_steps(cfg) if cfg.steps is not None else step_share(cfg, cfg.flops_step)
     assert step is not None  # --flops-step is required (validated), and --latency-step falls back to it
     stops = Stops(StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance),
                   target_flops_reduction=cfg.target_flops_reduction, target_speedup=cfg.target_speedup,
                   max_iterations=cfg.max_iterations)
     return Plan(method="transtailor", criterion=criterion, scope=criterion.scope, flops_aware=criterion.flops_aware,
                 step=step, importance_ft=cfg.importance_ft, stops=stops)
+
+
+def _equal_steps(cfg: SearchConfig) -> float:
+    """``--steps N``: the share of the original removed per step to reach the target in N steps (with
+    ``--cost latency`` and ``--target-speedup``, in measured time; otherwise in MACs)."""
+    assert cfg.steps is not None
+    if cfg.cost == "latency" and cfg.target_speedup is not None:
+        return (1.0 - 1.0 / cfg.target_speedup) / cfg.steps
+    assert cfg.target_flops_reduction is not None  # validated
+    return cfg.target_flops_reduction / cfg.steps
 
 
 def search(cfg: SearchConfig, model: nn.Module | None = None) -> SearchResult:
