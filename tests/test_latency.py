@@ -410,3 +410,24 @@ def test_cpu_timing_keeps_large_blocks_in_the_heap():
     # faulted in anew varies between runs and environments (1 or 4 in the development install, 1 to 7 in
     # a fresh virtual environment; why is not known), never all: at least one block is kept
     assert kept <= default - 16384
+
+
+def test_benchmark_times_each_model_at_the_size_it_was_trained_at(tmp_path, monkeypatch):
+    """A model trained at a lower resolution is the user's alternative to pruning: `benchmark --reference`
+    must time it at its own size, not at the reference's."""
+    from transtailor.cli.main import main
+    from transtailor.methods import benchmark as bench
+    from transtailor.models import save_model
+
+    for name, size in (("full.pt", 64), ("low.pt", 32)):
+        bundle = create_model("resnet18", 10, "none")
+        save_model(tmp_path / name, bundle, {"image_size": size})
+    shapes: list[tuple[int, ...]] = []
+    real = bench.make_runner
+    monkeypatch.setattr(bench, "make_runner", lambda model, shape, setup: shapes.append(shape) or real(model, shape, setup))
+    assert main(["benchmark", str(tmp_path / "low.pt"), "--reference", str(tmp_path / "full.pt"), "--latency-target",
+                 "cpu", "--latency-batch", "2", "--rounds", "1", "--threads", "1"]) == 0
+    assert shapes == [(1, 3, 64, 64), (1, 3, 32, 32), (2, 3, 64, 64), (2, 3, 32, 32)]
+    rows = json.loads((tmp_path / "low.pt.latency.json").read_text())["models"]
+    assert [(r["name"], r["image_size"]) for r in rows] == [("reference", 64), ("low.pt", 32)]
+    assert rows[0]["macs"] == pytest.approx(4 * rows[1]["macs"], rel=0.01)  # measured at each size, too

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..models.measure import count_macs_params
 from ..models.serialize import load_bundle, resolve_model_path
 from ..models.timing import (Latency, TimingSetup, check_target, compare_latency, device_name, library_versions,
-                             onnx_file_runner, onnx_input_size, resolve_target)
+                             make_runner, onnx_file_runner, onnx_input_size, resolve_target)
 from ..records import IterationRecord
 from ..runs import atomic_write, check_output, read_json
 from ..training import set_threads
@@ -66,7 +66,7 @@ def benchmark(cfg: BenchmarkConfig) -> BenchmarkResult:
     entries = _entries(src, cfg)
     reference = _reference(src, cfg, entries)
     setup = TimingSetup(target, cfg.latency_batch, cfg.threads)
-    rows = [dict(e.info, name=e.name) for e in entries]
+    rows = [dict(e.info, name=e.name, image_size=e.image_size) for e in entries]
     for batch, key in ((1, "b1"), (cfg.latency_batch, "batch")):
         results = _time(entries, reference, dataclasses.replace(setup, batch=batch), cfg.rounds)
         for row, e in zip(rows, entries):
@@ -124,7 +124,8 @@ def _reference(src: Path, cfg: BenchmarkConfig, entries: list[Entry]) -> str | N
         if not ref.exists():
             raise ConfigError(f"--reference {cfg.reference}: no such model file or run folder")
         if ref.suffix == ".onnx":
-            entries.insert(0, Entry("reference", None, str(ref), entries[0].image_size, {}))
+            size = cfg.image_size or onnx_input_size(str(ref)) or entries[0].image_size
+            entries.insert(0, Entry("reference", None, str(ref), size, {}))
         else:
             entries.insert(0, _module_entry("reference", resolve_model_path(ref), cfg, {}))
         return "reference"
@@ -137,10 +138,12 @@ def _reference(src: Path, cfg: BenchmarkConfig, entries: list[Entry]) -> str | N
 
 
 def _time(entries: list[Entry], reference: str | None, setup: TimingSetup, rounds: int) -> dict[str, Latency]:
+    """Each model timed at its own input size (a model trained at a lower resolution is compared at it)."""
     models: dict[str, nn.Module | Callable[[], Any]] = {}
     for e in entries:
         shape = (setup.batch, 3, e.image_size, e.image_size)
-        models[e.name] = onnx_file_runner(e.onnx, shape, setup.threads) if e.onnx else e.model  # type: ignore
+        models[e.name] = (onnx_file_runner(e.onnx, shape, setup.threads) if e.onnx
+                          else make_runner(e.model, shape, setup))  # type: ignore[arg-type]
     shape = (setup.batch, 3, entries[0].image_size, entries[0].image_size)
     return compare_latency(models, reference or entries[0].name, shape, setup, rounds=rounds)
 
@@ -148,11 +151,11 @@ def _time(entries: list[Entry], reference: str | None, setup: TimingSetup, round
 def _table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     from ..reporting.tables import markdown_table, speedup_cell
 
-    header = ["model", "MMACs", "FLOPs red. %", "b1 ms", "b1 speed-up", f"b{facts['batch']} ms",
+    header = ["model", "px", "MMACs", "FLOPs red. %", "b1 ms", "b1 speed-up", f"b{facts['batch']} ms",
               f"b{facts['batch']} speed-up"]
     body = []
     for r in rows:
-        body.append([r["name"], f"{r['macs'] / 1e6:.1f}" if "macs" in r else "-",
+        body.append([r["name"], str(r["image_size"]), f"{r['macs'] / 1e6:.1f}" if "macs" in r else "-",
                      f"{100 * r['flops_reduction']:.1f}" if "flops_reduction" in r else "-",
                      f"{r['latency_ms_b1']:.2f}", speedup_cell(r.get("speedup_b1"), r.get("speedup_b1_range")),
                      f"{r['latency_ms_batch']:.1f}", speedup_cell(r.get("speedup_batch"), r.get("speedup_batch_range"))])
