@@ -23,6 +23,7 @@ COLUMNS: list[tuple[Any, ...]] = [
     ("batch speed-up", "speedup_batch", "{}"),
     ("removed", "filters_removed", "{:d}"),
     ("seconds", "seconds_total", "{:.0f}"),
+    ("compute", "compute", "{:.2f}"),
 ]
 
 
