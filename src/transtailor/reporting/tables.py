@@ -133,7 +133,8 @@ def search_table(run_dir: str | Path) -> str:
                     f"{b.latency_target}" if b.speedup_batch is not None else ""))
     if summary is not None and summary.compute_ft_full_epochs is not None:
         lines.append(f"compute: {summary.compute_ft_full_epochs:.1f} FT-Full epochs of the unpruned model in all "
-                     f"(column: each row's own), {summary.method_seconds or 0:.0f} s of training")
+                     f"(column: each row's own); {summary.method_seconds or 0:.0f} s of scoring, pruning, training "
+                     "and evaluation")
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
     return "\n".join(lines)
 

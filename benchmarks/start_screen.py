@@ -1,0 +1,114 @@
+"""The one-seed cub100 screen of how a sub-model is made (start point, teacher, one step or many, recovery)
+against the user's alternatives at equal measured speed (FT-Full longer, at a lower resolution, a larger
+model pruned). Reads the run folders of ``start_screen.sh`` and ``speed_screen.sh`` (and the recovery
+screen's), re-measures each returned model against FT-Full at 112 px in a fresh process with
+``transtailor benchmark`` (ONNX Runtime and eager PyTorch, batch 32, 2 threads; skipped where the file is
+there) and writes ``table.md``.
+
+    bash benchmarks/start_screen.sh ftfull; bash benchmarks/start_screen.sh oneshot
+    bash benchmarks/speed_screen.sh lowres; bash benchmarks/speed_screen.sh oneshot; bash benchmarks/speed_screen.sh lite1
+    python benchmarks/start_screen.py [--threads 2] [--no-measure]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from _common import RESULTS, markdown_table
+
+SCREEN = RESULTS / "start-screen-cub100"
+RECOVERY = RESULTS / "recovery-screen-cub100"
+REFERENCE = RECOVERY / "ft-full-12ep-s0" / "model.pt"
+TARGETS = ("onnxruntime", "cpu")
+
+
+def runs() -> list[tuple[str, Path]]:
+    """(label, run folder) of every finished run, FT-Full runs first."""
+    found = [(p.name, p) for p in [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0",
+                                   *sorted(SCREEN.iterdir())] if (p / "summary.json").is_file()]
+    return sorted(found, key=lambda lp: (not lp[0].startswith("ft-full"), lp[0]))
+
+
+def model_file(run: Path) -> Path:
+    return run / "best" / "model.pt" if (run / "best").is_dir() else run / "model.pt"
+
+
+def measure(run: Path, threads: int) -> None:
+    for target in TARGETS:
+        out = run / f"latency-{target}.json"
+        if out.is_file():
+            continue
+        subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(REFERENCE),
+                        "--latency-target", target, "--threads", str(threads), "--rounds", "7",
+                        "--output", str(out)], check=True)
+
+
+def speedup(run: Path, target: str) -> str:
+    path = run / f"latency-{target}.json"
+    if not path.is_file():
+        return "-"
+    row = json.loads(path.read_text())["models"][1]
+    lo, hi = row["speedup_batch_range"]
+    return f"{row['speedup_batch']:.2f} [{lo:.2f}-{hi:.2f}]"
+
+
+def config(run: Path) -> dict[str, Any]:
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
+    """The compute of a search run written before it was recorded, from its iterations' MACs (no teacher):
+    FT's head epochs, each step's Taylor pass at the width before it and its epochs at the width after it,
+    and the recovery's epochs."""
+    its = json.loads((run / "iterations.json").read_text())
+    m0 = its[0]["macs"]
+    epochs = cfg["epochs"]
+    total = (cfg.get("ft_epochs") or epochs) / 3
+    for before, after in zip(its, its[1:]):
+        total += (before["macs"] + (cfg.get("finetune_epochs") or epochs) * after["macs"]) / m0
+    return total + cfg.get("recover_epochs", 0) * its[s["best_iteration"]]["macs"] / m0
+
+
+def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
+    cfg = config(run)
+    extra = ""
+    if "best_iteration" in s:  # a search; one that loaded FT-Full with --from-ft counts its 12 epochs too
+        compute = s.get("compute_ft_full_epochs") or recompute(run, cfg, s)
+        total = None if compute is None else compute + (12.0 if cfg.get("from_ft") else 0.0)
+        before = s.get("test_top1_before_recovery")
+        extra = f" (before recovery {before:.2f})" if before is not None else ""
+    else:
+        total = s.get("compute_ft_full_epochs") or float(cfg["epochs"])
+    return [label, str(cfg["image_size"]), f"{100 * s.get('flops_reduction', 0.0):.1f}",
+            speedup(run, "onnxruntime"), speedup(run, "cpu"),
+            "-" if s.get("val_top1") is None else f"{s['val_top1']:.2f}", f"{s['test_top1']:.2f}{extra}",
+            "-" if total is None else f"{total:.1f}"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-measure", action="store_true", help="table only, from the latency files there")
+    args = ap.parse_args()
+    rows = []
+    for label, run in runs():
+        if not args.no_measure:
+            measure(run, args.threads)
+        summary = json.loads((run / "summary.json").read_text())
+        rows.append(describe(label, summary, run))
+    table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up", "val top-1 %",
+                            "test top-1 %", "compute (FT-Full epochs)"], rows)
+    head = ("cub100, efficientnet_lite0 (lite1 where named), seed 0, dev CPU; speed-ups at batch 32, "
+            f"{args.threads} threads, against FT-Full 12 epochs at 112 px, median [min-max] of 7 rounds\n\n")
+    (SCREEN / "table.md").write_text(head + table + "\n")
+    print(head + table)
+
+
+if __name__ == "__main__":
+    main()
