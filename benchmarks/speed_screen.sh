@@ -3,6 +3,8 @@
 #   lowres   FT-Full at 96 and 80 px, 12 epochs: the user's simplest alternative to pruning
 #   oneshot  the FT-Full model pruned to a measured 1.5x on ONNX Runtime in one latency-priced step, then
 #            12 epochs with FT-Full as the teacher
+#   caltech  caltech101: the default search (FT start, 10 % MAC steps of 4 epochs) to 40 % fewer MACs, then
+#            8 recovery epochs; SEED=0 or 1 (default 0)
 #   lite1    efficientnet_lite1 at 112 px: FT-Full 12 epochs, then pruned in one latency-priced step to
 #            lite0's measured time on ONNX Runtime (1.32x: 42.4 / 32.2 ms at batch 32 in
 #            builtin_models/imagenet.md) and trained 12 epochs with its FT-Full as the teacher
@@ -23,6 +25,12 @@ case "$1" in
     run oneshot-ort1.5-teacher-s0 search $common --image-size 112 --from-ft $ftfull12 --start ft-full \
         --distill start --latency-target onnxruntime --cost latency --latency-step 0.34 --target-speedup 1.5 \
         --finetune-epochs 12 --stop-rule none ;;
+  caltech)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    mkdir -p "$out"
+    run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --no-latency \
+        --image-size 112 --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   lite1)
     run lite1-oneshot-ort1.32-teacher-s0 search ${common/efficientnet_lite0/efficientnet_lite1} --image-size 112 \
         --start ft-full --ft-epochs 12 --distill start --latency-target onnxruntime --cost latency --steps 1 \

@@ -63,16 +63,19 @@ def config(run: Path) -> dict[str, Any]:
 
 
 def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
-    """The compute of a search run written before it was recorded, from its iterations' MACs (no teacher):
-    FT's head epochs, each step's Taylor pass at the width before it and its epochs at the width after it,
-    and the recovery's epochs."""
+    """The compute of a search run written before it was recorded, from its iterations' MACs: FT's head
+    epochs (none when it loaded its start model), each step's Taylor pass at the width before it and its
+    epochs at the width after it, and the recovery's epochs; a saved unpruned teacher adds a third of an
+    epoch to each training epoch."""
     its = json.loads((run / "iterations.json").read_text())
     m0 = its[0]["macs"]
-    epochs = cfg["epochs"]
-    total = (cfg.get("ft_epochs") or epochs) / 3
+    epochs, teacher = cfg["epochs"], (1 / 3 if cfg.get("distill", "none") != "none" else 0.0)
+    step_epochs = cfg.get("finetune_epochs") or epochs
+    total = 0.0 if cfg.get("from_ft") else (cfg.get("ft_epochs") or epochs) / 3
     for before, after in zip(its, its[1:]):
-        total += (before["macs"] + (cfg.get("finetune_epochs") or epochs) * after["macs"]) / m0
-    return total + cfg.get("recover_epochs", 0) * its[s["best_iteration"]]["macs"] / m0
+        total += (before["macs"] + step_epochs * after["macs"]) / m0 + step_epochs * teacher
+    recover = cfg.get("recover_epochs", 0)
+    return total + recover * (its[s["best_iteration"]]["macs"] / m0 + teacher)
 
 
 def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:

@@ -273,3 +273,19 @@ def test_recovery_trains_the_returned_sub_model_and_returns_it(tiny_folder, tmp_
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in epochs if r.get("phase") == "recover" and "epoch" in r] == [1, 2]
     assert res.summary.best.test_top1 == recovered.test_top1
+
+
+def test_a_finished_run_resumed_with_more_recovery_epochs_keeps_the_earlier_recovery(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none", recover_epochs=1,
+                        **TINY))
+    first = (out / "recovered" / "model.pt").read_bytes()
+    iterations = (out / "iterations.json").read_text()
+    res = search(SearchConfig(resume=str(out), recover_epochs=2))
+    assert (out / "recovered_1" / "model.pt").read_bytes() == first  # kept, not overwritten
+    assert (out / "best" / "model.pt").read_bytes() == (out / "recovered" / "model.pt").read_bytes() != first
+    assert (out / "iterations.json").read_text() == iterations  # the loop is not run again
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r.get("phase") == "recover" and "epoch" in r] == [1, 1, 2]
+    assert res.summary.best.test_top1 == IterationRecord.from_json(
+        json.loads((out / "recovered" / "metrics.json").read_text())).test_top1

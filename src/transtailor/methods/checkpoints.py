@@ -47,7 +47,8 @@ BEST_DIR = "best"
 RECOVERED_DIR = "recovered"
 
 #: options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
-RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache")
+#: options a resumed run takes anew; ``recover_epochs`` re-does the recovery of a finished run
+RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs")
 
 
 class Checkpoints:
@@ -90,8 +91,17 @@ class Checkpoints:
 
     def save_recovered(self, rec: IterationRecord, bundle: ModelBundle, meta: dict[str, Any],
                        evaluated: Evaluated) -> Path:
-        """Write the recovered sub-model (``--recover-epochs``) with its record and predictions to ``recovered/``."""
+        """Write the recovered sub-model (``--recover-epochs``) with its record and predictions to ``recovered/``.
+        A recovery made before (a finished run resumed with another ``--recover-epochs``) is kept, moved to
+        ``recovered_1/`` (then ``recovered_2/``, ...)."""
         folder = self.run.path / RECOVERED_DIR
+        if is_main() and (folder / MODEL_FILE).is_file():
+            n = 1
+            while (self.run.path / f"{RECOVERED_DIR}_{n}").exists():
+                n += 1
+            folder.rename(self.run.path / f"{RECOVERED_DIR}_{n}")
+            log.info("the earlier recovery is kept in %s_%d/", RECOVERED_DIR, n)
+        barrier()
         save_model(folder / MODEL_FILE, bundle, meta)
         write_predictions(folder / PREDICTIONS_FILE, evaluated)
         write_json(folder / "metrics.json", rec.to_json())
