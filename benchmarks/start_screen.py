@@ -1,12 +1,11 @@
-"""The one-seed cub100 screen of how a sub-model is made (start point, teacher, one step or many, recovery)
-against the user's alternatives at equal measured speed (FT-Full longer, at a lower resolution, a larger
-model pruned). Reads the run folders of ``start_screen.sh`` and ``speed_screen.sh`` (and the recovery
-screen's), re-measures each returned model against FT-Full at 112 px in a fresh process with
-``transtailor benchmark`` (ONNX Runtime and eager PyTorch, batch 32, 2 threads; skipped where the file is
-there) and writes ``table.md``.
+"""The one-seed screens of how a sub-model is made (start point, teacher, one step or many, recovery) against
+the user's alternatives at equal measured speed (FT-Full longer, at a lower resolution): reads the run
+folders of ``start_screen.sh`` (and the recovery screen's), re-measures each returned model in a fresh
+process with ``transtailor benchmark`` against the unpruned model at 112 px (the run's own iteration 0, or
+cub100's FT-Full for a fine-tuning run) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the file
+is there), and writes ``table.md`` in each results folder.
 
-    bash benchmarks/start_screen.sh ftfull; bash benchmarks/start_screen.sh oneshot
-    bash benchmarks/speed_screen.sh lowres; bash benchmarks/speed_screen.sh oneshot; bash benchmarks/speed_screen.sh lite1
+    for job in ftfull lowres oneshot recover24 caltech; do bash benchmarks/start_screen.sh $job; done
     python benchmarks/start_screen.py [--threads 2] [--no-measure]
 """
 
@@ -23,15 +22,15 @@ import yaml
 from _common import RESULTS, markdown_table
 
 SCREEN = RESULTS / "start-screen-cub100"
+CALTECH = RESULTS / "recovery-caltech101"
 RECOVERY = RESULTS / "recovery-screen-cub100"
 REFERENCE = RECOVERY / "ft-full-12ep-s0" / "model.pt"
 TARGETS = ("onnxruntime", "cpu")
 
 
-def runs() -> list[tuple[str, Path]]:
-    """(label, run folder) of every finished run, FT-Full runs first."""
-    found = [(p.name, p) for p in [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0",
-                                   *sorted(SCREEN.iterdir())] if (p / "summary.json").is_file()]
+def runs(folders: list[Path]) -> list[tuple[str, Path]]:
+    """(label, run folder) of every finished run in ``folders``, FT-Full runs first."""
+    found = [(p.name, p) for p in folders if (p / "summary.json").is_file()]
     return sorted(found, key=lambda lp: (not lp[0].startswith("ft-full"), lp[0]))
 
 
@@ -44,7 +43,8 @@ def measure(run: Path, threads: int) -> None:
         out = run / f"latency-{target}.json"
         if out.is_file():
             continue
-        subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(REFERENCE),
+        reference = run / "iter_000" / "model.pt" if (run / "iter_000").is_dir() else REFERENCE
+        subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(reference),
                         "--latency-target", target, "--threads", str(threads), "--rounds", "7",
                         "--output", str(out)], check=True)
 
@@ -99,18 +99,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-measure", action="store_true", help="table only, from the latency files there")
     args = ap.parse_args()
-    rows = []
-    for label, run in runs():
-        if not args.no_measure:
-            measure(run, args.threads)
-        summary = json.loads((run / "summary.json").read_text())
-        rows.append(describe(label, summary, run))
-    table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up", "val top-1 %",
-                            "test top-1 %", "compute (FT-Full epochs)"], rows)
-    head = ("cub100, efficientnet_lite0 (lite1 where named), seed 0, dev CPU; speed-ups at batch 32, "
-            f"{args.threads} threads, against FT-Full 12 epochs at 112 px, median [min-max] of 7 rounds\n\n")
-    (SCREEN / "table.md").write_text(head + table + "\n")
-    print(head + table)
+    screens = [(SCREEN, [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0", *sorted(SCREEN.iterdir())],
+                "cub100"), (CALTECH, sorted(CALTECH.iterdir()) if CALTECH.is_dir() else [], "caltech101")]
+    for folder, candidates, data in screens:
+        rows = []
+        for label, run in runs(candidates):
+            if not args.no_measure:
+                measure(run, args.threads)
+            rows.append(describe(label, json.loads((run / "summary.json").read_text()), run))
+        if not rows:
+            continue
+        table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up",
+                                "val top-1 %", "test top-1 %", "compute (FT-Full epochs)"], rows)
+        head = (f"{data}, efficientnet_lite0, seed as named, dev CPU; speed-ups at batch 32, {args.threads} "
+                "threads, against the unpruned model at 112 px, median [min-max] of 7 rounds in a fresh process\n\n")
+        (folder / "table.md").write_text(head + table + "\n")
+        print(head + table + "\n")
 
 
 if __name__ == "__main__":
