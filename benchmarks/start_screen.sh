@@ -6,6 +6,8 @@
 #   lowres     cub100 FT-Full at 96 px (about 1.5x faster than 112 px on ONNX Runtime), 24 epochs
 #   oneshot    cub100: the FT-Full 12-epoch model pruned to 40 % fewer MACs in one step, then 12 epochs, with
 #              and without that FT-Full model as the teacher
+#   iterfull   cub100: the default search's 10 % steps of 4 epochs to 40 % fewer MACs, then 8 recovery
+#              epochs, but starting from the FT-Full 12-epoch model (--start ft-full) instead of FT
 #   recover24  cub100: the recovery screen's search (40 % fewer MACs, 4 epochs a step) recovered for 24
 #              epochs instead of 8 (a copy of that run, resumed with --recover-epochs 24: the steps are
 #              not repeated)
@@ -32,6 +34,9 @@ case "$1" in
         --flops-step 0.4 --target-flops-reduction 0.4 --finetune-epochs 12 --stop-rule none
     run oneshot40-s0 search $common --image-size 112 --from-ft $ftfull12 \
         --flops-step 0.4 --target-flops-reduction 0.4 --finetune-epochs 12 --stop-rule none ;;
+  iterfull)
+    run iterative40-from-ftfull-recover8-s0 search $common --image-size 112 --from-ft $ftfull12 --start ft-full \
+        --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   recover24)
     r24=$out/search-40-recover24-s0
     if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
@@ -47,5 +52,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: $0 ftfull|lowres|oneshot|recover24|caltech" >&2; exit 2 ;;
+    echo "usage: $0 ftfull|lowres|oneshot|iterfull|recover24|caltech" >&2; exit 2 ;;
 esac

@@ -136,6 +136,9 @@ def search_table(run_dir: str | Path) -> str:
                      f"(column: each row's own); {summary.method_seconds or 0:.0f} s of scoring, pruning, training "
                      "and evaluation")
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
+    if ref is None:
+        lines.append("no FT-Full to compare with: --start ft-full trains it first, or --distill FTFULL_RUN "
+                     "scores a 'finetune --mode full' run beside the result")
     return "\n".join(lines)
 
 
