@@ -8,7 +8,7 @@ import pytest
 
 from transtailor.cli import main
 from transtailor.config import CompareConfig
-from transtailor.methods.compare import compare, plan_runs, run_label, source_of
+from transtailor.methods.compare import compare, plan_runs, run_config, run_label, source_of
 
 from conftest import TINY
 
@@ -70,6 +70,14 @@ def test_plan_covers_budgets_only_for_pruning_methods():
     assert ("ft-full", None, 1) in runs and ("l2sp", None, 0) in runs
     assert ("gbn", 0.3, 1) in runs and ("transtailor", 0.2, 0) in runs
     assert len(runs) == 2 + 2 + 4 + 4
+
+
+def test_full_fine_tuning_rows_train_their_own_epochs(tmp_path):
+    cfg = CompareConfig(data="x", methods="ft,ft-full,l2sp,transtailor", epochs=4, full_epochs=24)
+    epochs = {m: run_config(cfg, m, 0.2 if m == "transtailor" else None, 0, tmp_path / m).epochs
+              for m in ("ft", "ft-full", "l2sp", "transtailor")}
+    assert epochs == {"ft": 4, "ft-full": 24, "l2sp": 24, "transtailor": 4}
+    assert run_config(CompareConfig(data="x", epochs=4), "ft-full", None, 0, tmp_path / "f").epochs == 4
 
 
 @pytest.mark.parametrize("args, words", [

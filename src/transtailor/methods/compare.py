@@ -120,7 +120,8 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
     if method == "ft":
         return FinetuneConfig(**{**common, "regularizer": "none"}, mode="head")
     if method in ("ft-full",) + REGULARIZED:
-        return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method}, mode="full")
+        return FinetuneConfig(**{**common, "regularizer": "none" if method == "ft-full" else method,
+                                 "epochs": cfg.full_epochs or cfg.epochs}, mode="full")
     assert budget is not None and cfg.flops_step is not None
     # every pruning option, and the row's criterion's own options, reach the run
     iterative: dict[str, Any] = {k: v for k, v in to_dict(cfg).items()
@@ -276,8 +277,8 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
         f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
         f"{statistics.mean(r['compute'] for r in rs):.1f}" if all(r.get("compute") is not None for r in rs) else "-",
     ] for label, rs in groups.items()]
-    title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase, "
-             f"seeds {cfg.seeds}")
+    title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase"
+             + (f" ({cfg.full_epochs} for full fine-tuning)" if cfg.full_epochs else "") + f", seeds {cfg.seeds}")
     note = ("\n\nWall time: each method's own training, scoring and evaluation, without loading and decoding "
             "the data. Compute: the training's arithmetic in epochs of FT-Full on the unpruned model (a head-only "
             "epoch is a third of one)." + (" Pruning methods and TransTailor start from the FT model of the same "
