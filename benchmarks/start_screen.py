@@ -78,16 +78,22 @@ def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
     return total + recover * (its[s["best_iteration"]]["macs"] / m0 + teacher)
 
 
+def _macs_112() -> int:
+    return json.loads((RECOVERY / "ft-full-12ep-s0" / "summary.json").read_text())["macs"]
+
+
 def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
     cfg = config(run)
     extra = ""
     if "best_iteration" in s:  # a search; one that loaded FT-Full with --from-ft counts its 12 epochs too
-        compute = s.get("compute_ft_full_epochs") or recompute(run, cfg, s)
+        its = json.loads((run / "iterations.json").read_text())
+        # a run whose iterations predate the compute record (resumed later for a recovery) is recomputed
+        compute = s.get("compute_ft_full_epochs") if "compute" in its[-1] else recompute(run, cfg, s)
         total = None if compute is None else compute + (12.0 if cfg.get("from_ft") else 0.0)
         before = s.get("test_top1_before_recovery")
         extra = f" (before recovery {before:.2f})" if before is not None else ""
-    else:
-        total = s.get("compute_ft_full_epochs") or float(cfg["epochs"])
+    else:  # in epochs of FT-Full at 112 px: a lower resolution's epoch costs its share of the MACs
+        total = (s.get("compute_ft_full_epochs") or float(cfg["epochs"])) * s["macs"] / _macs_112()
     return [label, str(cfg["image_size"]), f"{100 * s.get('flops_reduction', 0.0):.1f}",
             speedup(run, "onnxruntime"), speedup(run, "cpu"),
             "-" if s.get("val_top1") is None else f"{s['val_top1']:.2f}", f"{s['test_top1']:.2f}{extra}",
