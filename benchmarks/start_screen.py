@@ -85,11 +85,12 @@ def _macs_112() -> int:
 def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
     cfg = config(run)
     extra = ""
-    if "best_iteration" in s:  # a search; one that loaded FT-Full with --from-ft counts its 12 epochs too
+    if "best_iteration" in s:  # a search; one that loaded FT-Full with --from-ft counts that run's epochs too
         its = json.loads((run / "iterations.json").read_text())
         # a run whose iterations predate the compute record (resumed later for a recovery) is recomputed
         compute = s.get("compute_ft_full_epochs") if "compute" in its[-1] else recompute(run, cfg, s)
-        total = None if compute is None else compute + (12.0 if cfg.get("from_ft") else 0.0)
+        loaded = float(config(Path(cfg["from_ft"]))["epochs"]) if cfg.get("from_ft") else 0.0  # its FT-Full's
+        total = None if compute is None else compute + loaded
         before = s.get("test_top1_before_recovery")
         extra = f" (before recovery {before:.2f})" if before is not None else ""
     else:  # in epochs of FT-Full at 112 px: a lower resolution's epoch costs its share of the MACs

@@ -19,7 +19,7 @@ from ..pruning import find_gate_sites
 from ..records import FinetuneSummary
 from ..runs import PREDICTIONS_FILE, releases_folders
 from ..training import FitResult, fit, freeze_all_but, make_sgd, param_groups
-from ..training.compute import FORWARD_SHARE, epochs_equivalent
+from ..training.compute import epochs_equivalent
 from ..training.loop import Criterion
 from ..training.regularizers import Regularizer, channel_attention, make_regularizer, stage_outputs
 from .results import final_scores, finish, write_predictions
@@ -96,16 +96,16 @@ def finetune(cfg: FinetuneConfig, model: nn.Module | None = None) -> FinetuneRes
     s = prepare(cfg, f"finetune-{cfg.mode}", model)
     s.run.reset_metrics()
     phase = "ft" if cfg.mode == "head" else "ft_full"
+    compute = epochs_equivalent(cfg.epochs, 1, 1, mode=cfg.mode)
     if cfg.mode == "full" and cfg.regularizer == "delta":
         # DELTA measures its channel attention with a classifier trained on the frozen source features
         finetune_phase(dataclasses.replace(s, cfg=dataclasses.replace(s.cfg, regularizer="none")), "head", 1,
                        "delta_head")
+        compute += epochs_equivalent(1, 1, 1, mode="head")
     fitted = finetune_phase(s, cfg.mode, cfg.epochs, phase)
     scores, evaluated = final_scores(s, s.bundle.model, fitted)
     s.run.log_metrics({"phase": f"{phase}_final", **scores})
     write_predictions(s.run.file(PREDICTIONS_FILE), evaluated)
-    compute = FORWARD_SHARE * (cfg.mode == "full" and cfg.regularizer == "delta") + epochs_equivalent(
-        cfg.epochs, 1, 1, mode=cfg.mode)  # DELTA's one head epoch first
     summary = finish(s, s.bundle.model, phase, fitted, scores, compute)
     log.info("%s done: val top-1 %s, test top-1 %.2f%%, %.1f M MACs -> %s", phase,
              f"{summary.val_top1:.2f}%" if summary.val_top1 is not None else "-", summary.test_top1,

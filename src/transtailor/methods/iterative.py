@@ -256,7 +256,9 @@ _Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
 def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
                iterations: list[IterationRecord]) -> tuple[IterationRecord, dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
-    teacher = loop.teacher(s, copy.deepcopy(model) if cfg.distill == "previous" else None)  # before this step
+    # the --distill teacher (the model before this step for 'previous'); a soft criterion trains without one
+    teacher = None if plan.criterion.soft else loop.teacher(s, copy.deepcopy(model) if cfg.distill == "previous"
+                                                            else None)
     macs_before = iterations[-1].macs
     sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
     t = time.perf_counter()
@@ -270,7 +272,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         reuse_val = False  # scored before the filters were removed
         times = {"finetune": time.perf_counter() - t}
         scored = Scores(scores={})
-        compute = epochs_equivalent(ift_epochs, macs_before, macs0)  # trained at full width, filters zeroed
+        trained_macs: int | None = macs_before  # trained at full width, the filters zeroed
     else:
         scored = _score(s, plan, it, sites)
         times = dict(scored.seconds)
@@ -288,9 +290,7 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
         try:
             fitted = finetune_phase(s, "full", ift_epochs, f"finetune{it}", {"iteration": it},
                                     criterion=_distiller(s, teacher))
-            compute = (plan.criterion.train_passes() * macs_before / macs0
-                       + epochs_equivalent(ift_epochs, count_macs_params(model, s.image_size)[0], macs0,
-                                           teacher_macs=_macs(teacher, s.image_size)))
+            trained_macs = None  # the pruned model's, measured below
             reuse_val = attached.gates is None  # folding changes the arithmetic: score the folded model anew
             attached.finish(model)
         finally:
@@ -300,7 +300,8 @@ def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_
     rec, evaluated = _evaluate_and_measure(s, it, plan.method, macs0, fitted, loop.timing, loop.original, reuse_val)
     times["eval"] = time.perf_counter() - t
     rec.seconds = times
-    rec.compute = compute
+    rec.compute = (0.0 if plan.criterion.soft else plan.criterion.train_passes() * macs_before / macs0) + \
+        epochs_equivalent(ift_epochs, trained_macs or rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
     rec.filters_removed = sum(record.removed.values())
     tries = None
     if settled is not None and budget.time_plan is not None:

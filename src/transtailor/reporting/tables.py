@@ -116,10 +116,9 @@ def search_table(run_dir: str | Path) -> str:
                     + ["after --recover-epochs, returned"])
     ref = summary.reference if summary is not None else None
     if ref is not None and rows and rows[0].phase != "ft_full":
-        body.append([c if c != "" else "-" for c in
-                     ["ref", "-", "-" if ref.macs is None else f"{ref.macs * 1e-6:.1f}",
-                      "-" if ref.val_top1 is None else f"{ref.val_top1:.2f}", "-", f"{ref.test_top1:.2f}", "-", "-"]]
-                    + [ref.name])
+        known = {"iteration": "ref", "macs": None if ref.macs is None else f"{ref.macs * 1e-6:.1f}",
+                 "val_top1": None if ref.val_top1 is None else f"{ref.val_top1:.2f}", "test_top1": f"{ref.test_top1:.2f}"}
+        body.append([known.get(key) or "-" for _, key, *_ in SEARCH_COLUMNS] + [ref.name])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(c.rjust(w) if i < len(header) - 1 else c for i, (c, w) in enumerate(zip(b, widths))).rstrip()
              for b in [header, *body]]
