@@ -12,6 +12,10 @@
 #              epochs instead of 8 (a copy of that run, resumed with --recover-epochs 24: the steps are
 #              not repeated)
 #   caltech    caltech101: the default search to 40 % fewer MACs, then --recover-epochs 8 (SEED, default 0)
+#   caltech24  caltech101: that search (SEED) recovered for 24 epochs instead of 8 (a copy, resumed)
+#   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
+#              fewer MACs recovered for 24 epochs
+#   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped)
 # Then:  python benchmarks/start_screen.py     (re-measures every returned model and writes the table)
 set -u
@@ -45,6 +49,24 @@ case "$1" in
       cp -r "$screen/search-40-recover8-s0" "$r24"
     fi
     ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
+  seed|ftfullseed)
+    seed=${SEED:?set SEED}
+    run ft-full-24ep-s$seed finetune --mode full ${common/--seed 0/--seed $seed} --image-size 112 --epochs 24
+    if [ "$1" = seed ]; then
+      run search-40-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
+          --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24
+    fi ;;
+  caltech24)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    r8=$out/caltech-search-40-recover8-s$seed
+    r24=$out/caltech-search-40-recover24-s$seed
+    if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
+    if [ ! -f "$r24/recovered_1/model.pt" ]; then
+      rm -rf "$r24"
+      cp -r "$r8" "$r24"
+    fi
+    ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
   caltech)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -52,5 +74,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: $0 ftfull|lowres|oneshot|iterfull|recover24|caltech" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|seed|ftfullseed" >&2; exit 2 ;;
 esac
