@@ -13,6 +13,7 @@ from transtailor.methods import search
 from transtailor.methods.evaluate import evaluate_saved
 from transtailor.models import load_model
 from transtailor.records import IterationRecord
+from transtailor.reporting.tables import search_table
 from transtailor.training.compute import epochs_equivalent
 
 from conftest import TINY
@@ -111,3 +112,51 @@ def test_steps_reach_the_target_in_that_many_equal_steps(tiny_folder, tmp_path):
     assert its[1].flops_reduction == pytest.approx(0.2, abs=0.02)  # one step of the whole 20 %
     with pytest.raises(ConfigError, match="--steps"):
         SearchConfig(data=str(tiny_folder), steps=2, **TINY).validate()  # no target to divide
+
+
+def test_a_finished_run_returns_and_recovers_the_iteration_asked_for(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "r"
+    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none", **TINY))
+    assert json.loads((out / "summary.json").read_text())["best_iteration"] == 2  # the search's pick
+    iterations = (out / "iterations.json").read_text()
+    with pytest.raises(ConfigError, match="iterations 1 to 2"):  # refused before anything is trained
+        search(SearchConfig(resume=str(out), return_iteration=3))
+    assert (out / "best" / "model.pt").read_bytes() == (out / "iter_002" / "model.pt").read_bytes()
+    res = search(SearchConfig(resume=str(out), return_iteration=1))  # without recovery: iteration 1 as it is
+    assert res.summary.best_iteration == 1 and res.summary.best.test_top1 == _iterations(out)[1].test_top1
+    assert (out / "best" / "model.pt").read_bytes() == (out / "iter_001" / "model.pt").read_bytes()
+    res = search(SearchConfig(resume=str(out), return_iteration=1, recover_epochs=1))
+    recovered = IterationRecord.from_json(json.loads((out / "recovered" / "metrics.json").read_text()))
+    assert recovered.iteration == 1 and recovered.macs == _iterations(out)[1].macs  # iteration 1, not 2
+    assert res.summary.test_top1_before_recovery == _iterations(out)[1].test_top1
+    assert (out / "best" / "model.pt").read_bytes() == (out / "recovered" / "model.pt").read_bytes()
+    assert (out / "iterations.json").read_text() == iterations  # the steps are not run again
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "returned sub-model: iteration 1" in capsys.readouterr().out
+    recovered_bytes = (out / "recovered" / "model.pt").read_bytes()
+    res = search(SearchConfig(resume=str(out), reference=str(out / "iter_000")))  # a reference, not a new recovery
+    assert (out / "recovered" / "model.pt").read_bytes() == recovered_bytes and not (out / "recovered_1").exists()
+    assert res.summary.best.test_top1 == recovered.test_top1 and res.summary.reference is not None
+    assert res.summary.reference.test_top1 == pytest.approx(_iterations(out)[0].test_top1)  # scored anew, the same
+    table = search_table(out)  # the end table
+    assert "recovered below (--return-iteration)" in table and "the search's pick" in table
+    assert "returned: iteration 1 recovered" in table
+
+
+def test_reference_scores_a_saved_model_beside_the_result(tiny_folder, tmp_path):
+    full = tmp_path / "full"
+    assert main(["finetune", "--mode", "full", "--data", str(tiny_folder), "--model", "resnet18", "--weights", "none",
+                 "--image-size", "32", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--no-latency",
+                 "--threads", "1", "--out", str(full)]) == 0
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                              reference=str(full), **TINY))
+    scored = evaluate_saved(EvaluateConfig(data=str(tiny_folder), model_path=str(full), workers=0))
+    ref = res.summary.reference
+    assert ref is not None and ref.name == f"reference {full}"
+    assert ref.test_top1 == pytest.approx(scored["test_top1"]) and ref.val_top1 == pytest.approx(scored["val_top1"])
+    with pytest.raises(ConfigError, match="trained at 32 px and this run at 40 px"):  # before any training
+        search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r40"), reference=str(full),
+                            **{**TINY, "image_size": 40}))
+    assert not (tmp_path / "r40" / "iter_000").exists()

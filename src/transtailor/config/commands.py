@@ -99,6 +99,12 @@ class IterativeConfig(PruningOptions, CommonConfig):
     target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
                                           "(e.g. 1.5)")
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+    return_iteration: int | None = option(None, "return this iteration's sub-model instead of the search's pick "
+                                          "(with --recover-epochs: recover it), e.g. a less pruned one from the "
+                                          "end table: resume the finished run with it, the steps are not repeated")
+    reference: str | None = option(None, "a saved model or run folder scored on this run's val and test splits "
+                                   "beside the result (e.g. a 'finetune --mode full' run on the same data: "
+                                   "FT-Full); default: the --start ft-full model, else a saved --distill teacher")
 
     def validate(self) -> None:
         CommonConfig.validate(self)
@@ -112,6 +118,11 @@ class IterativeConfig(PruningOptions, CommonConfig):
                               "(a val/ folder, when the data has one, is used instead)")
         if self.from_ft is not None and not Path(self.from_ft).expanduser().exists():
             raise ConfigError(f"--from-ft {self.from_ft}: no such model file or run folder")
+        if self.reference is not None and not Path(self.reference).expanduser().exists():
+            raise ConfigError(f"--reference {self.reference}: no such model file or run folder")
+        if self.return_iteration is not None and self.return_iteration < 1:
+            raise ConfigError(f"--return-iteration must name a pruned iteration (1 or more), got "
+                              f"{self.return_iteration}")
 
 
 @dataclass

@@ -46,9 +46,11 @@ ITERATIONS_FILE = "iterations.json"
 BEST_DIR = "best"
 RECOVERED_DIR = "recovered"
 
-#: options a resumed run may take anew: where the data are and how this machine runs (not what is computed)
-#: options a resumed run takes anew; ``recover_epochs`` re-does the recovery of a finished run
-RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs")
+#: options a resumed run takes anew: where the data are and how this machine runs, and what a finished run
+#: returns (``recover_epochs`` re-does the recovery, ``return_iteration`` picks another sub-model, ``reference``
+#: scores another model beside it); never what its steps computed
+RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
+                    "return_iteration", "reference")
 
 
 class Checkpoints:

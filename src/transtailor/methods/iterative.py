@@ -41,7 +41,7 @@ from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..models.measure import count_macs_params
 from ..records import IterationRecord, Reference, RunState, SearchSummary
-from ..runs import RunDir, releases_folders
+from ..runs import CONFIG_FILE, SUMMARY_FILE, RunDir, read_json, releases_folders
 from ..training import FitResult, seed_everything
 from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
@@ -110,6 +110,7 @@ class _Loop:
     ckpt: Checkpoints
     _start: nn.Module | None = None
     _saved_teacher: ModelBundle | None = None
+    saved_reference: ModelBundle | None = None  # --reference, loaded when the run starts
 
     def start_model(self, s: Setup[IterativeConfig]) -> nn.Module:
         """The unpruned model pruning started from (iteration 0), loaded once."""
@@ -122,10 +123,7 @@ class _Loop:
     def saved_teacher(self, s: Setup[IterativeConfig]) -> ModelBundle:
         """``--distill FILE_OR_RUN``'s model, checked against the data's classes, loaded once."""
         if self._saved_teacher is None:
-            saved = load_bundle(s.cfg.distill)
-            require_classes(saved.meta, s.data.classes, f"--distill {s.cfg.distill}")
-            saved.model.to(s.device)
-            self._saved_teacher = saved
+            self._saved_teacher = load_saved(s, s.cfg.distill, "--distill")
         return self._saved_teacher
 
     def teacher(self, s: Setup[IterativeConfig], before_step: nn.Module | None) -> nn.Module | None:
@@ -139,6 +137,14 @@ class _Loop:
         if how in ("previous", "start"):
             return self.start_model(s)
         return self.saved_teacher(s).model
+
+
+def load_saved(s: Setup[IterativeConfig], path: str, flag: str) -> ModelBundle:
+    """A saved model or run folder named by ``flag``, checked against the data's classes, on the run's device."""
+    saved = load_bundle(path)
+    require_classes(saved.meta, s.data.classes, f"{flag} {path}")
+    saved.model.to(s.device)
+    return saved
 
 
 def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0: int | None,
@@ -159,9 +165,10 @@ def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0:
 @releases_folders
 def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
-    restoring = False
+    restoring, recovered_before = False, None
     if cfg.resume:
         restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
+        recovered_before = _finished_recovery(RunDir(cfg.resume))
         cfg = Checkpoints.resume_config(type(cfg), cfg)
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
@@ -174,10 +181,13 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     cfg = s.cfg  # with the resolved image size
     run, ckpt = s.run, Checkpoints(s.run)
     timing = timing_setup(cfg, s.device) if cfg.latency else None
+    reference = _load_reference(s)  # a wrong file is refused now, not after the steps
     ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if restoring:
         state, iterations = ckpt.resume()
+        if state.stopped is not None:  # finished: what it returns is known before anything runs
+            _returned(cfg, state, command, run.path)
         s.bundle.model = ckpt.load_model(state.completed, model=s.bundle.model).model.to(s.device)
         original = ckpt.load_model(0).model.to(s.device) if timing else None
     else:
@@ -202,6 +212,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     stops = plan.stops
     loop = _Loop(plan, Budget(cfg, plan.step, stops.target_flops_reduction, stops.target_speedup, plan.flops_aware,
                               timing, s.device), timing, original, ckpt)
+    loop.saved_reference = reference
 
     it = state.completed
     while state.stopped is None:
@@ -215,18 +226,22 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         ckpt.commit(it, rec, s.bundle, _meta(s, rec), state, iterations, evaluated, scores=saved, pruning=pruning)
         _log_iteration(rec)
     ckpt.write_state(state)
-    best_rec, before_recovery, seconds = iterations[state.best], None, iterations_seconds(iterations)
+    returned = _returned(cfg, state, command, run.path)
+    best_rec, before_recovery, seconds = iterations[returned], None, iterations_seconds(iterations)
     compute = sum(r.compute or 0.0 for r in iterations)
     if cfg.recover_epochs:
         before_recovery = best_rec.test_top1
-        best_rec = _recover(s, loop, state.best, macs0)
+        if recovered_before is not None and recovered_before[0] == (cfg.recover_epochs, returned):
+            best_rec = recovered_before[1]  # a finished run resumed for another --reference: kept as it is
+        else:
+            best_rec = _recover(s, loop, returned, macs0)
         seconds += best_rec.seconds_total
         compute += best_rec.compute or 0.0
         best = ckpt.keep_best(run.path / RECOVERED_DIR)
     else:
-        best = ckpt.keep_best(ckpt.folder(state.best))
+        best = ckpt.keep_best(ckpt.folder(returned))
     best_dir = run.path / BEST_DIR
-    summary = SearchSummary(method=plan.method, best_iteration=state.best, stopped=state.stopped,
+    summary = SearchSummary(method=plan.method, best_iteration=returned, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
                             method_seconds=seconds, criterion=plan.criterion.name,
                             test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
@@ -236,12 +251,48 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     if is_main():
         _plots(run)
     barrier()
-    log.info("%s done: best sub-model is iteration %d (val top-1 %s, test top-1 %.2f%%, %.1f%% fewer "
-             "FLOPs), stopped by %s -> %s", command, state.best,
+    log.info("%s done: returned sub-model is iteration %d (val top-1 %s, test top-1 %.2f%%, %.1f%% fewer "
+             "FLOPs), stopped by %s -> %s", command, returned,
              "-" if best_rec.val_top1 is None else f"{best_rec.val_top1:.2f}%", best_rec.test_top1,
              100 * best_rec.flops_reduction, state.stopped, best_dir)
     best.model.to(s.device)
     return SearchResult(best, summary, iterations, run.path)
+
+
+def _finished_recovery(run: RunDir) -> tuple[tuple[int, int], IterationRecord] | None:
+    """A finished run's recovery: ((its --recover-epochs, the iteration it recovered), its record), or None
+    when the run did not finish (no summary) or recovered nothing."""
+    recovered = run.path / RECOVERED_DIR / "metrics.json"
+    if not (run.file(SUMMARY_FILE).is_file() and recovered.is_file() and run.file(CONFIG_FILE).is_file()):
+        return None
+    rec = IterationRecord.from_json(read_json(recovered))
+    return (int(run.read_config().get("recover_epochs") or 0), rec.iteration), rec
+
+
+def _load_reference(s: Setup[IterativeConfig]) -> ModelBundle | None:
+    """``--reference``'s model, refused unless it was trained on this data's classes at this input size."""
+    path = s.cfg.reference
+    if path is None:
+        return None
+    saved = load_saved(s, path, "--reference")
+    size = saved.meta.get("image_size")
+    if size is not None and size != s.image_size:
+        raise ConfigError(f"--reference {path} was trained at {size} px and this run at {s.image_size} px: it is "
+                          "scored on this run's images, so give a model of the same size (compare speeds at "
+                          "their own sizes with 'transtailor benchmark')")
+    return saved
+
+
+def _returned(cfg: IterativeConfig, state: RunState, command: str, path: Path) -> int:
+    """The iteration the run returns: ``--return-iteration`` when given, else the search's pick."""
+    it = cfg.return_iteration
+    if it is None:
+        return state.best
+    if it > state.completed:
+        raise ConfigError(f"--return-iteration {it}: this run has iterations 1 to {state.completed}; its steps "
+                          f"are saved: pick one of them with 'transtailor {command.split('-')[0]} --resume {path} "
+                          f"--return-iteration N'")
+    return it
 
 
 def iterations_seconds(iterations: list[IterationRecord]) -> float:
@@ -387,18 +438,24 @@ def _macs(model: nn.Module | None, image_size: int) -> int | None:
 
 
 def _reference(s: Setup[IterativeConfig], loop: _Loop, start: IterationRecord) -> Reference | None:
-    """What the returned sub-model is judged against: the start model when it is FT-Full, else a saved
-    ``--distill`` teacher scored on this run's splits, else none."""
+    """What the returned sub-model is judged against: a saved ``--reference`` model scored on this run's
+    splits, else the start model when it is FT-Full, else a saved ``--distill`` teacher, else none."""
+    if loop.saved_reference is not None:
+        return _scored_reference(s, loop.saved_reference.model, f"reference {s.cfg.reference}")
     if s.cfg.start == "ft-full":
         return Reference(name="FT-Full (iteration 0)" + (f", from {s.cfg.from_ft}" if s.cfg.from_ft else ""),
                          val_top1=start.val_top1, test_top1=start.test_top1, macs=start.macs,
                          compute=start.compute if not s.cfg.from_ft else None)
     if s.cfg.distill in DISTILL_CHOICES:
         return None
-    teacher = loop.saved_teacher(s)
-    scores, _ = final_scores(s, teacher.model)
-    return Reference(name=f"teacher {s.cfg.distill}", val_top1=scores.get("val_top1"), test_top1=scores["test_top1"],
-                     macs=_macs(teacher.model, s.image_size))
+    return _scored_reference(s, loop.saved_teacher(s).model, f"teacher {s.cfg.distill}")
+
+
+def _scored_reference(s: Setup[IterativeConfig], model: nn.Module, name: str) -> Reference:
+    """A saved model as the reference row: scored on this run's val and test splits."""
+    scores, _ = final_scores(s, model)
+    return Reference(name=name, val_top1=scores.get("val_top1"), test_top1=scores["test_top1"],
+                     macs=_macs(model, s.image_size))
 
 
 def _log_iteration(rec: IterationRecord) -> None:

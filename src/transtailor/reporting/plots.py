@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..records import IterationRecord
 from ..runs import read_json
-from .tables import load_iterations, load_state
+from .tables import load_iterations, returned_iteration
 
 
 def draw_search_plots(run_dir: str | Path) -> list[Path]:
@@ -19,7 +19,7 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
 
     run = Path(run_dir)
     rows = load_iterations(run)
-    state = load_state(run)
+    returned = returned_iteration(run)
     red = [100 * r.flops_reduction for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     val = [r.val_top1 for r in rows if r.val_top1 is not None]
@@ -28,8 +28,8 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     ax.plot(red, [r.test_top1 for r in rows], "s--", label="test")
     for r, x in zip(rows, red):
         ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    best = rows[state.best]
-    ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"best (iteration {state.best})")
+    best = rows[returned]
+    ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"returned (iteration {returned})")
     ax.set_xlabel("FLOPs reduction (%)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("TransTailor search")
@@ -39,13 +39,13 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     out = [run / "accuracy_vs_flops.png"]
     fig.savefig(out[0], dpi=120)
     plt.close(fig)
-    latency = _accuracy_vs_latency(plt, run, rows, state.best)
+    latency = _accuracy_vs_latency(plt, run, rows, returned)
     if latency is not None:
         out.append(latency)
 
     removed: dict[str, int] = {}
     original: dict[str, int] = {}
-    for it in range(1, state.best + 1):
+    for it in range(1, returned + 1):
         rec = read_json(run / f"iter_{it:03d}" / "pruning.json")
         for name, n in rec["removed"].items():
             removed[name] = removed.get(name, 0) + n
@@ -57,7 +57,7 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
         ax.bar(range(len(names)), fracs, color="tab:red")
         ax.set_xlabel("conv layer (network order)")
         ax.set_ylabel("filters removed (%)")
-        ax.set_title(f"Pruned filters per layer, best sub-model (iteration {state.best})")
+        ax.set_title(f"Pruned filters per layer, returned sub-model (iteration {returned})")
         step = max(1, len(names) // 20)
         ax.set_xticks(range(0, len(names), step))
         ax.set_xticklabels([names[i] for i in range(0, len(names), step)], rotation=90, fontsize=6)

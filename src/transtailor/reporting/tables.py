@@ -38,6 +38,15 @@ def load_state(run_dir: str | Path) -> RunState:
     return RunState.from_json(read_json(Path(run_dir) / "state.json"))
 
 
+def returned_iteration(run_dir: str | Path) -> int:
+    """The iteration a finished run returned (``--return-iteration`` or the search's pick); while it runs,
+    the best so far."""
+    summary = Path(run_dir) / "summary.json"
+    if summary.is_file():
+        return int(read_json(summary)["best_iteration"])
+    return load_state(run_dir).best
+
+
 def _cells(r: IterationRecord, columns: list[tuple[Any, ...]]) -> list[str]:
     """One record's cells for ``columns`` of (header, field, format[, scale]): ``-`` where it has no value."""
     out = []
@@ -53,13 +62,13 @@ def _cells(r: IterationRecord, columns: list[tuple[Any, ...]]) -> list[str]:
 def iteration_table(run_dir: str | Path) -> str:
     """The per-iteration table; the kept best sub-model is marked with ``*``."""
     rows = load_iterations(run_dir)
-    state = load_state(run_dir)
+    state, returned = load_state(run_dir), returned_iteration(run_dir)
     header = [c[0] for c in COLUMNS] + ["best"]
-    body = [_cells(r, COLUMNS) + ["*" if r.iteration == state.best else ""] for r in rows]
+    body = [_cells(r, COLUMNS) + ["*" if r.iteration == returned else ""] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
-    lines.append(f"stopped by: {state.stopped}; best sub-model: iteration {state.best}")
+    lines.append(f"stopped by: {state.stopped}; returned sub-model: iteration {returned}")
     first = rows[0] if rows else None
     if first is not None and first.latency_target is not None:
         lines.append(f"latency: {first.latency_target}, batch 1 and {first.latency_batch}, "
@@ -97,7 +106,7 @@ def search_table(run_dir: str | Path) -> str:
     state = load_state(run_dir)
     summary_file = Path(run_dir) / "summary.json"
     summary = SearchSummary.from_json(read_json(summary_file)) if summary_file.is_file() else None
-    best, stopped = state.best, state.stopped
+    best, stopped = (state.best if summary is None else summary.best_iteration), state.stopped
     recovered = summary is not None and summary.test_top1_before_recovery is not None
     header = [c[0] for c in SEARCH_COLUMNS] + [""]
     body = []
@@ -106,6 +115,10 @@ def search_table(run_dir: str | Path) -> str:
         mark = START_NAMES.get(r.phase, "start") if r.iteration == 0 else ""
         if r.iteration == best:
             mark = (mark + (", recovered below" if recovered else ", returned")).lstrip(", ")
+            if best != state.best:
+                mark += " (--return-iteration)"
+        elif r.iteration == state.best:
+            mark = (mark + ", the search's pick").lstrip(", ")
         elif not r.best:
             mark = "not kept: stopped here"
         cells.append(mark)
@@ -136,8 +149,8 @@ def search_table(run_dir: str | Path) -> str:
                      "and evaluation")
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
     if ref is None:
-        lines.append("no FT-Full to compare with: --start ft-full trains it first, or --distill FTFULL_RUN "
-                     "scores a 'finetune --mode full' run beside the result")
+        lines.append("no FT-Full to compare with: resume with --reference FTFULL_RUN to score a 'finetune --mode "
+                     "full' run beside the result, or start with --start ft-full")
     return "\n".join(lines)
 
 
