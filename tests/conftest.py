@@ -13,9 +13,11 @@ from PIL import Image
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 #: the smallest real run: an untrained resnet18 at 32 px, one epoch a phase, one thread, no latency
-#: timing. Tests add what they need: ``dict(TINY, epochs=2)``.
-TINY = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1, latency=False,
-            threads=1)
+#: timing. Tests add what they need: ``dict(TINY, epochs=2)``. TINY_TRAIN for every command; TINY, for the
+#: pruning commands, also turns the default recovery off (a test that recovers asks for it).
+TINY_TRAIN = dict(model="resnet18", weights="none", image_size=32, batch_size=8, workers=0, epochs=1,
+                  latency=False, threads=1)
+TINY = dict(TINY_TRAIN, recover_epochs=0)
 
 
 def shared_path(*parts: str) -> Path:

@@ -121,3 +121,8 @@ def test_resume_options_take_where_the_run_lives_and_refuse_what_it_computes(tmp
         Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(run), epochs=5))
     with pytest.raises(ConfigError, match="config.yaml is missing"):
         Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(tmp_path / "images")))
+    # the default recovery is told apart from one given: a run of 8 resumed with 24 recovers 24
+    (run / "config.yaml").write_text(yaml.safe_dump({"command": "search", **to_dict(SearchConfig(
+        data=str(data), out=str(run), recover_epochs=8))}))
+    assert Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(run), recover_epochs=24)).recover_epochs == 24
+    assert Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(run))).recover_epochs == 8

@@ -60,7 +60,9 @@ def test_a_budget_on_the_way_to_a_larger_one_is_read_from_its_iteration(tiny_fol
     assert ten["compute"] == pytest.approx(sum(i["compute"] for i in its[:2])) and ten["compute"] < twenty["compute"]
     # a budget that is not a whole number of steps gets its own run
     assert source_of(CompareConfig(data="x", budgets="0.25,0.3"), "l1", 0.25) == (0.25, None)
-    assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "gbn", 0.2) == (0.3, 2)
+    assert source_of(CompareConfig(data="x", budgets="0.2,0.3", recover_epochs=0), "gbn", 0.2) == (0.3, 2)
+    # a recovered run (the default) is read only at its own budget: its iterations were not recovered
+    assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "gbn", 0.2) == (0.2, None)
     assert source_of(CompareConfig(data="x", budgets="0.2,0.3"), "ft-full", None) == (None, None)
 
 

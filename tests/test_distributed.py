@@ -61,7 +61,8 @@ def test_two_processes_prune_the_same_filters_as_one(tmp_path):
     write_folder(data, {"a": 10, "b": 10, "c": 10}, "test", seed=1)
     args = ["search", "--data", str(data), "--model", "resnet18", "--weights", "none", "--image-size", "32",
             "--batch-size", "16", "--workers", "0", "--epochs", "3", "--no-latency", "--threads", "1",
-            "--max-iterations", "1", "--cache", "--val-fraction", "0.25", "--importance", "beta"]
+            "--max-iterations", "1", "--cache", "--val-fraction", "0.25", "--importance", "beta",
+            "--recover-epochs", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "transtailor", *args, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=300)

@@ -624,7 +624,8 @@ def test_two_searches_started_together_into_one_folder_one_stops_with_one_line(t
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "transtailor", "search", "--data", str(tiny_folder), "--out", str(out),
             "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-latency",
-            "--max-iterations", "1", "--stop-rule", "none", "--threads", "1", "--workers", "0", "--seed"]
+            "--max-iterations", "1", "--stop-rule", "none", "--threads", "1", "--workers", "0",
+            "--recover-epochs", "0", "--seed"]
     procs = [subprocess.Popen([*argv, str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for seed in (0, 1)]
     results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]

@@ -248,7 +248,7 @@ def test_cuda_target_logic_on_a_cpu_machine(tmp_path):
 def test_target_speedup_stops_the_loop(tmp_path, tiny_folder, fake_speed):
     from transtailor import PruneConfig, prune
 
-    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
+    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0, recover_epochs=0,
                       method="l1", flops_reduction=0.9, flops_step=0.1, target_speedup=1.25, round_to=8,
                       val_fraction=0.3, out=str(tmp_path / "run"))
     result = prune(cfg)
@@ -264,7 +264,7 @@ def test_latency_cost_search_and_benchmark_command(tmp_path, tiny_folder, monkey
     from transtailor import PruneConfig, prune
     from transtailor.cli.main import main
 
-    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
+    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0, recover_epochs=0,
                       method="random", cost="latency", target_speedup=1.3, latency_step=0.15, round_to=8,
                       latency_batch=4, latency_cache=str(tmp_path / "cache"), val_fraction=0.3,
                       out=str(tmp_path / "run"))
@@ -294,7 +294,7 @@ def test_measured_tries_land_a_step_the_table_misjudges(tmp_path, tiny_folder, f
 
     by_macs = table.time_spec
     monkeypatch.setattr(table, "time_spec", lambda spec, setup: by_macs(spec, setup) * (20 if spec.height >= 8 else 1))
-    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0,
+    cfg = PruneConfig(data=str(tiny_folder), model="resnet18", weights="none", image_size=32, epochs=0, recover_epochs=0,
                       method="l1", cost="latency", target_speedup=1.25, latency_step=0.2, round_to=4,
                       max_layer_fraction=1.0, latency_batch=4, latency_tries=3,
                       latency_cache=str(tmp_path / "cache"), val_fraction=0.3, out=str(tmp_path / "run"))

@@ -156,7 +156,7 @@ def test_each_builtin_searches_and_exports_offline(tiny_folder, tmp_path, monkey
     run = tmp_path / "run"
     result = search(SearchConfig(data=str(tiny_folder), out=str(run), model=name, image_size=64, epochs=1,
                                  batch_size=8, workers=0, latency=False, threads=1, max_iterations=1,
-                                 stop_rule="none"))
+                                 stop_rule="none", recover_epochs=0))
     assert result.iterations[1].macs < result.iterations[0].macs  # it pruned the pretrained network
     path, diff = export_model(run, "onnx", tmp_path / "sub.onnx")
     assert path.is_file() and diff <= 1e-4

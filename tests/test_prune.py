@@ -220,18 +220,18 @@ def test_bad_input(args, words, capsys):
 
 
 def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_folder, tmp_path, capsys):
-    from conftest import write_folder
+    from conftest import TINY_TRAIN, write_folder
     from transtailor.config import FinetuneConfig
     from transtailor.methods import finetune
 
-    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **TINY))
+    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **TINY_TRAIN))
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
                             from_ft=str(tmp_path / "ft"), **TINY))
     first = res.iterations[0]
     assert first.from_ft == str(tmp_path / "ft") and first.test_top1 == ft.summary.test_top1
     assert first.seconds["finetune"] < 5 and first.best_epoch is None  # loaded, not trained
     common = ["prune", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--epochs", "1",
-              "--workers", "0", "--no-latency", "--flops-reduction", "0.2"]
+              "--workers", "0", "--no-latency", "--flops-reduction", "0.2", "--recover-epochs", "0"]
     other = write_folder(tmp_path / "other", {"x": 6, "y": 6}, "train")
     write_folder(other, {"x": 2, "y": 2}, "test")
     cases = [(["--data", str(other), "--from-ft", str(tmp_path / "ft")], "trained on 3 classes, not on this data's 2"),

@@ -5,9 +5,10 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from transtailor.cli import main
-from transtailor.config import EvaluateConfig, SearchConfig
+from transtailor.config import EvaluateConfig, SearchConfig, resolve
 from transtailor.errors import ConfigError
 from transtailor.methods import search
 from transtailor.methods.evaluate import evaluate_saved
@@ -16,7 +17,7 @@ from transtailor.records import IterationRecord
 from transtailor.reporting.tables import search_table
 from transtailor.training.compute import epochs_equivalent
 
-from conftest import TINY
+from conftest import TINY, TINY_TRAIN
 
 
 def _iterations(out):
@@ -160,3 +161,16 @@ def test_reference_scores_a_saved_model_beside_the_result(tiny_folder, tmp_path)
         search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r40"), reference=str(full),
                             **{**TINY, "image_size": 40}))
     assert not (tmp_path / "r40" / "iter_000").exists()
+
+
+def test_recovery_is_on_by_default_and_recorded_as_a_number(tiny_folder, tmp_path):
+    from transtailor.config.commands import DEFAULT_RECOVER_EPOCHS
+
+    out = tmp_path / "r"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none", **TINY_TRAIN))
+    assert yaml.safe_load((out / "config.yaml").read_text())["recover_epochs"] == DEFAULT_RECOVER_EPOCHS
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r.get("phase") == "recover" and "epoch" in r] == \
+        list(range(1, DEFAULT_RECOVER_EPOCHS + 1))
+    assert res.summary.test_top1_before_recovery == _iterations(out)[1].test_top1
+    assert resolve(SearchConfig, flags={"preset": "paper"}).recovery_epochs() == 0  # the paper has no recovery

@@ -20,6 +20,9 @@ class FinetuneConfig(CommonConfig):
                        ("head", "full"))
 
 
+#: ``--recover-epochs`` when not given: what the measurements found best (docs/measurements/recovery.md)
+DEFAULT_RECOVER_EPOCHS = 24
+
 #: the --distill values that are not a file: no teacher, the unpruned start model, the model before each step
 DISTILL_CHOICES = ("none", "start", "previous")
 
@@ -51,11 +54,15 @@ class PruningOptions:
                                 "table alone)")
     latency_cache: str | None = option(None, "folder of the latency tables (default: $TRANSTAILOR_CACHE/latency "
                                        "or ~/.cache/transtailor/latency)")
-    recover_epochs: int = option(0, "after the last step, train the returned sub-model this many more epochs "
-                                 "on a fresh schedule (one epoch of warm-up, then cosine decay), with the "
-                                 "--distill teacher if one is set (previous: the model pruning started from, as "
-                                 "start); 0: none")
+    recover_epochs: int | None = option(None, "after the last step, train the returned sub-model this many more "
+                                        "epochs on a fresh schedule (one epoch of warm-up, then cosine decay), "
+                                        "with the --distill teacher if one is set (previous: the model pruning "
+                                        f"started from, as start); 0: none; default {DEFAULT_RECOVER_EPOCHS}")
     method_options: dict[str, Any] = _method_options_field()
+
+    def recovery_epochs(self) -> int:
+        """``--recover-epochs``, or its default when not given."""
+        return DEFAULT_RECOVER_EPOCHS if self.recover_epochs is None else self.recover_epochs
 
     def validate(self) -> None:
         if self.round_to is not None and self.round_to < 1:
@@ -64,7 +71,7 @@ class PruningOptions:
             raise ConfigError(f"--latency-tries must be at least 1, got {self.latency_tries}")
         if self.latency_step is not None and not 0.0 < self.latency_step < 1.0:
             raise ConfigError(f"--latency-step must be in (0, 1), got {self.latency_step}")
-        if self.recover_epochs < 0:
+        if self.recover_epochs is not None and self.recover_epochs < 0:
             raise ConfigError(f"--recover-epochs must not be negative, got {self.recover_epochs}")
         for name in ("ft_epochs", "finetune_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 0:

@@ -13,6 +13,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 64,
         "epochs": 3,
         "target_flops_reduction": 0.3,
+        "recover_epochs": 6,
     },
     "paper": {
         "lr_head": 0.005,
@@ -22,5 +23,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 224,
         "stop_rule": "paper",
         "importance": "beta",
+        "recover_epochs": 0,
     },
 }

@@ -103,7 +103,7 @@ def source_of(cfg: CompareConfig, method: str, budget: float | None) -> tuple[fl
     instead of being run again (the steps before it are the same).
     """
     # a measured speed-up is no whole number of steps; a recovered sub-model is only the run's returned one
-    if budget is None or cfg.cost == "latency" or cfg.recover_epochs:
+    if budget is None or cfg.cost == "latency" or cfg.recovery_epochs():
         return budget, None
     largest, step = max(cfg.budget_list()), cfg.flops_step
     assert step is not None  # validated

@@ -170,6 +170,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
         recovered_before = _finished_recovery(RunDir(cfg.resume))
         cfg = Checkpoints.resume_config(type(cfg), cfg)
+    cfg = dataclasses.replace(cfg, recover_epochs=cfg.recovery_epochs())  # recorded as a number
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
                           "first (it is cached), or use --cost macs under torchrun")
@@ -229,9 +230,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     returned = _returned(cfg, state, command, run.path)
     best_rec, before_recovery, seconds = iterations[returned], None, iterations_seconds(iterations)
     compute = sum(r.compute or 0.0 for r in iterations)
-    if cfg.recover_epochs:
+    if cfg.recovery_epochs():
         before_recovery = best_rec.test_top1
-        if recovered_before is not None and recovered_before[0] == (cfg.recover_epochs, returned):
+        if recovered_before is not None and recovered_before[0] == (cfg.recovery_epochs(), returned):
             best_rec = recovered_before[1]  # a finished run resumed for another --reference: kept as it is
         else:
             best_rec = _recover(s, loop, returned, macs0)
@@ -375,14 +376,14 @@ def _recover(s: Setup[IterativeConfig], loop: _Loop, best: int, macs0: int) -> I
     _seed_iteration(s, RECOVERY_SEED)
     teacher = loop.teacher(s, None)  # with --distill previous: the model the pruning started from
     t = time.perf_counter()
-    fitted = finetune_phase(s, "full", cfg.recover_epochs, "recover", {"iteration": best},
+    fitted = finetune_phase(s, "full", cfg.recovery_epochs(), "recover", {"iteration": best},
                             criterion=_distiller(s, teacher), warmup_epochs=1.0)
     seconds = time.perf_counter() - t
     rec, evaluated = _evaluate_and_measure(s, best, "recover", macs0, fitted, loop.timing, loop.original)
     rec.seconds = {"finetune": seconds}
-    rec.compute = epochs_equivalent(cfg.recover_epochs, rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
+    rec.compute = epochs_equivalent(cfg.recovery_epochs(), rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
     ckpt.save_recovered(rec, s.bundle, _meta(s, rec), evaluated)
-    log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recover_epochs, rec.test_top1)
+    log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recovery_epochs(), rec.test_top1)
     return rec
 
 
