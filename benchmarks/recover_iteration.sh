@@ -16,6 +16,6 @@ fi
 if [ ! -f "$dest/state.json" ]; then
   rm -rf "$dest"
   cp -r "$src" "$dest"
-  rm -f "$dest/summary.json"  # not finished until this recovery is
+  rm -f "$dest/summary.json" "$dest"/latency-*.json  # not finished until this recovery is; not measured yet
 fi
 ${TT:-transtailor} search --resume "$dest" --return-iteration "$it" --recover-epochs "$epochs"

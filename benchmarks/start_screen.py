@@ -5,7 +5,8 @@ process with ``transtailor benchmark`` against the unpruned model at 112 px (the
 cub100's FT-Full for a fine-tuning run) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the file
 is there), and writes ``table.md`` in each results folder.
 
-    for job in ftfull lowres oneshot recover24 caltech; do bash benchmarks/start_screen.sh $job; done
+    for job in ftfull lowres oneshot recover24 caltech caltech24; do bash benchmarks/start_screen.sh $job; done
+    SEED=1 bash benchmarks/start_screen.sh seed   # and SEED=2: the candidate pair on cub100
     python benchmarks/start_screen.py [--threads 2] [--no-measure]
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -120,8 +122,33 @@ def main() -> None:
                                 "val top-1 %", "test top-1 %", "compute (FT-Full epochs)"], rows)
         head = (f"{data}, efficientnet_lite0, seed as named, dev CPU; speed-ups at batch 32, {args.threads} "
                 "threads, against the unpruned model at 112 px, median [min-max] of 7 rounds in a fresh process\n\n")
-        (folder / "table.md").write_text(head + table + "\n")
-        print(head + table + "\n")
+        text = head + table + "\n" + seeds_table(rows)
+        (folder / "table.md").write_text(text)
+        print(text)
+
+
+def seeds_table(rows: list[list[str]]) -> str:
+    """Mean and sample standard deviation over seeds of each run name (its ``-sN`` cut off), where it has
+    more than one seed: test top-1 before and after recovery."""
+    groups: dict[str, list[list[str]]] = {}
+    for row in rows:
+        name, _, seed = row[0].rpartition("-s")
+        if seed.isdigit():
+            groups.setdefault(name, []).append(row)
+    lines = []
+    for name, rs in groups.items():
+        if len(rs) < 2:
+            continue
+        after = [float(r[6].split()[0]) for r in rs]
+        before = [float(r[6].split("before recovery ")[1].rstrip(")")) for r in rs if "before recovery" in r[6]]
+        cell = f"{statistics.mean(after):.2f} ± {statistics.stdev(after):.2f}"
+        if len(before) == len(rs):
+            cell += f" (before recovery {statistics.mean(before):.2f} ± {statistics.stdev(before):.2f})"
+        lines.append([name, str(len(rs)), cell, ", ".join(f"{a:.2f}" for a in after)])
+    if not lines:
+        return ""
+    return "\nOver seeds (mean ± sample standard deviation):\n\n" + markdown_table(
+        ["run", "seeds", "test top-1 %", "each seed"], lines) + "\n"
 
 
 if __name__ == "__main__":
