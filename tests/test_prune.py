@@ -255,7 +255,8 @@ def test_resume_and_from_ft_do_not_read_the_pretrained_weights(tiny_folder, tmp_
     weights = tmp_path / "w.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
     tiny = {**TINY, "weights": str(weights)}
-    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **tiny))
+    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head",
+                                 **{k: v for k, v in tiny.items() if k != "recover_epochs"}))
     done = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
                              **tiny))
     weights.unlink()

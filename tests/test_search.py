@@ -259,7 +259,7 @@ def test_each_time_field_has_one_meaning(tiny_folder, tmp_path):
 def test_recovery_trains_the_returned_sub_model_and_returns_it(tiny_folder, tmp_path):
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none",
-                              recover_epochs=2, **TINY))
+                              **dict(TINY, recover_epochs=2)))
     summary = json.loads((out / "summary.json").read_text())
     best = summary["best_iteration"]
     kept = IterationRecord.from_json(json.loads((out / f"iter_{best:03d}" / "metrics.json").read_text()))
@@ -277,8 +277,8 @@ def test_recovery_trains_the_returned_sub_model_and_returns_it(tiny_folder, tmp_
 
 def test_a_finished_run_resumed_with_more_recovery_epochs_keeps_the_earlier_recovery(tiny_folder, tmp_path):
     out = tmp_path / "r"
-    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none", recover_epochs=1,
-                        **TINY))
+    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                        **dict(TINY, recover_epochs=1)))
     first = (out / "recovered" / "model.pt").read_bytes()
     iterations = (out / "iterations.json").read_text()
     res = search(SearchConfig(resume=str(out), recover_epochs=2))

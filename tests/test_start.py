@@ -63,7 +63,7 @@ def test_compute_is_the_sum_of_each_phase_at_its_width(tiny_folder, tmp_path, te
     recovery trains the returned width with the start model as teacher."""
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none",
-                              distill=teacher, recover_epochs=2, finetune_epochs=1, **TINY))
+                              distill=teacher, finetune_epochs=1, **dict(TINY, recover_epochs=2)))
     its = _iterations(out)
     m0 = its[0].macs
     expected = [1 / 3]  # FT: one head-only epoch
