@@ -16,6 +16,8 @@
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
+#   family     cub100, seed SEED: efficientnet_lite1 and lite2 searched to 30 and 40 % fewer MACs and recovered
+#              24 epochs: the larger models of the family pruned to about lite0's latency
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped)
 # Then:  python benchmarks/start_screen.py     (re-measures every returned model and writes the table)
 set -u
@@ -56,6 +58,16 @@ case "$1" in
       run search-40-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
           --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24
     fi ;;
+  family)
+    # the smaller model of the family as the alternative (cub100, seed SEED): lite1 and lite2 pruned to about
+    # lite0's measured latency at 112 px (ONNX Runtime, batch 32: lite1 1.32x and lite2 1.53x lite0's time,
+    # benchmarks/results/builtin_models), recovered 24 epochs; with --return-iteration, the iteration whose
+    # re-measured latency matches lite0's is the one to recover
+    seed=${SEED:-0}
+    for m in efficientnet_lite1:0.3 efficientnet_lite2:0.4; do
+      run ${m%%:*}-search-${m##*:}-recover24-s$seed search ${common/--seed 0/--seed $seed} --model ${m%%:*} \
+          --image-size 112 --epochs 4 --target-flops-reduction ${m##*:} --stop-rule none --recover-epochs 24
+    done ;;
   caltech24)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -74,5 +86,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|seed|ftfullseed" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|seed|ftfullseed|family" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ from transtailor.pruning import find_gate_sites
 from transtailor.training import set_train_mode
 from transtailor.training.regularizers import channel_attention, make_regularizer, stage_outputs
 
-from conftest import TINY
+from conftest import TINY, TINY_TRAIN
 
 
 def _bundle():
@@ -147,7 +147,7 @@ def test_channel_attention_falls_back_to_one_pass_per_channel_where_copies_canno
 @pytest.mark.parametrize("name", ["l2", "l2sp", "delta"])
 def test_finetune_full_with_each_regularizer(name, tiny_folder, tmp_path):
     res = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / name), mode="full", regularizer=name,
-                                  delta_images=2, **TINY))
+                                  delta_images=2, **TINY_TRAIN))
     phases = [json.loads(line)["phase"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     assert ("delta_head" in phases) == (name == "delta")  # DELTA first fits a head for its attention
     # the summary scores the model the run saved (re-evaluated from its file)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 #: Named bundles of settings. ``paper`` is the AAAI 2021 paper's method and optimiser settings at
-#: 224 px (the defaults are tuned for short CPU runs: README, "Training"); ``quick`` is README's main
-#: job, a search that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at 30 % fewer
-#: FLOPs.
+#: 224 px (the defaults are tuned for short CPU runs: README, "Training"), without recovery; ``quick`` is
+#: README's main job, a search that ends within minutes on a laptop CPU: 64 px, 3 epochs a phase, stop at
+#: 30 % fewer FLOPs, 6 recovery epochs.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "image_size": 64,
