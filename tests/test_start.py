@@ -24,6 +24,21 @@ def _iterations(out):
     return [IterationRecord.from_json(r) for r in json.loads((out / "iterations.json").read_text())]
 
 
+def _ft_full(data, out):
+    """A 'finetune --mode full' run from the command line: the FT-Full a user would have."""
+    assert main(["finetune", "--mode", "full", "--data", str(data), "--model", "resnet18", "--weights", "none",
+                 "--image-size", "32", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--no-latency",
+                 "--threads", "1", "--out", str(out)]) == 0
+
+
+def _reference_against_evaluate(res, data, saved, name):
+    """The run's reference row is ``saved`` scored on the run's splits, as 'evaluate' scores it."""
+    scored = evaluate_saved(EvaluateConfig(data=str(data), model_path=str(saved), workers=0))
+    ref = res.summary.reference
+    assert ref is not None and ref.name == name
+    assert ref.test_top1 == pytest.approx(scored["test_top1"]) and ref.val_top1 == pytest.approx(scored["val_top1"])
+
+
 def _backbone_weight(path):
     return load_model(path).state_dict()["conv1.weight"]
 
@@ -80,17 +95,12 @@ def test_compute_is_the_sum_of_each_phase_at_its_width(tiny_folder, tmp_path, te
 
 def test_a_saved_teacher_is_scored_as_the_reference_row(tiny_folder, tmp_path, capsys):
     teacher_run = tmp_path / "full"
-    assert main(["finetune", "--mode", "full", "--data", str(tiny_folder), "--model", "resnet18", "--weights", "none",
-                 "--image-size", "32", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--no-latency",
-                 "--threads", "1", "--out", str(teacher_run)]) == 0
+    _ft_full(tiny_folder, teacher_run)
     assert json.loads((teacher_run / "summary.json").read_text())["compute_ft_full_epochs"] == pytest.approx(1.0)
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
                               distill=str(teacher_run), **TINY))
-    scored = evaluate_saved(EvaluateConfig(data=str(tiny_folder), model_path=str(teacher_run), workers=0))
-    ref = res.summary.reference
-    assert ref is not None and ref.name == f"teacher {teacher_run}"
-    assert ref.test_top1 == pytest.approx(scored["test_top1"]) and ref.val_top1 == pytest.approx(scored["val_top1"])
+    _reference_against_evaluate(res, tiny_folder, teacher_run, f"teacher {teacher_run}")
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the report reads the new summary back
 
@@ -147,16 +157,11 @@ def test_a_finished_run_returns_and_recovers_the_iteration_asked_for(tiny_folder
 
 def test_reference_scores_a_saved_model_beside_the_result(tiny_folder, tmp_path):
     full = tmp_path / "full"
-    assert main(["finetune", "--mode", "full", "--data", str(tiny_folder), "--model", "resnet18", "--weights", "none",
-                 "--image-size", "32", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--no-latency",
-                 "--threads", "1", "--out", str(full)]) == 0
+    _ft_full(tiny_folder, full)
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
                               reference=str(full), **TINY))
-    scored = evaluate_saved(EvaluateConfig(data=str(tiny_folder), model_path=str(full), workers=0))
-    ref = res.summary.reference
-    assert ref is not None and ref.name == f"reference {full}"
-    assert ref.test_top1 == pytest.approx(scored["test_top1"]) and ref.val_top1 == pytest.approx(scored["val_top1"])
+    _reference_against_evaluate(res, tiny_folder, full, f"reference {full}")
     with pytest.raises(ConfigError, match="trained at 32 px and this run at 40 px"):  # before any training
         search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r40"), reference=str(full),
                             **{**TINY, "image_size": 40}))
