@@ -123,7 +123,7 @@ class _Loop:
     def saved_teacher(self, s: Setup[IterativeConfig]) -> ModelBundle:
         """``--distill FILE_OR_RUN``'s model, checked against the data's classes, loaded once."""
         if self._saved_teacher is None:
-            self._saved_teacher = load_saved(s, s.cfg.distill, "--distill")
+            self._saved_teacher = _load_saved(s, s.cfg.distill, "--distill")
         return self._saved_teacher
 
     def teacher(self, s: Setup[IterativeConfig], before_step: nn.Module | None) -> nn.Module | None:
@@ -139,7 +139,7 @@ class _Loop:
         return self.saved_teacher(s).model
 
 
-def load_saved(s: Setup[IterativeConfig], path: str, flag: str) -> ModelBundle:
+def _load_saved(s: Setup[IterativeConfig], path: str, flag: str) -> ModelBundle:
     """A saved model or run folder named by ``flag``, checked against the data's classes, on the run's device."""
     saved = load_bundle(path)
     require_classes(saved.meta, s.data.classes, f"{flag} {path}")
@@ -212,8 +212,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     macs0 = state.macs_original
     stops = plan.stops
     loop = _Loop(plan, Budget(cfg, plan.step, stops.target_flops_reduction, stops.target_speedup, plan.flops_aware,
-                              timing, s.device), timing, original, ckpt)
-    loop.saved_reference = reference
+                              timing, s.device), timing, original, ckpt, saved_reference=reference)
 
     it = state.completed
     while state.stopped is None:
@@ -275,7 +274,7 @@ def _load_reference(s: Setup[IterativeConfig]) -> ModelBundle | None:
     path = s.cfg.reference
     if path is None:
         return None
-    saved = load_saved(s, path, "--reference")
+    saved = _load_saved(s, path, "--reference")
     size = saved.meta.get("image_size")
     if size is not None and size != s.image_size:
         raise ConfigError(f"--reference {path} was trained at {size} px and this run at {s.image_size} px: it is "
