@@ -12,7 +12,7 @@ from transtailor.models import create_model
 from transtailor.pruning import find_gate_sites
 from transtailor.pruning.criteria import CRITERIA, l1_scores, per_layer, taylor_scores
 
-from conftest import TINY
+from conftest import TINY, TINY_TRAIN
 
 
 # every registered criterion with its defaults, and the non-default options that take another path
@@ -220,7 +220,7 @@ def test_bad_input(args, words, capsys):
 
 
 def test_from_ft_starts_from_that_model_and_refuses_one_that_does_not_fit(tiny_folder, tmp_path, capsys):
-    from conftest import TINY_TRAIN, write_folder
+    from conftest import write_folder
     from transtailor.config import FinetuneConfig
     from transtailor.methods import finetune
 
@@ -254,9 +254,9 @@ def test_resume_and_from_ft_do_not_read_the_pretrained_weights(tiny_folder, tmp_
 
     weights = tmp_path / "w.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
-    tiny = {**TINY, "weights": str(weights)}
-    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head",
-                                 **{k: v for k, v in tiny.items() if k != "recover_epochs"}))
+    tiny_train = {**TINY_TRAIN, "weights": str(weights)}
+    tiny = {**TINY, **tiny_train}
+    ft = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **tiny_train))
     done = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "p"), method="l1", flops_reduction=0.2,
                              **tiny))
     weights.unlink()
