@@ -13,6 +13,7 @@
 #              not repeated)
 #   caltech    caltech101: the default search to 40 % fewer MACs, then --recover-epochs 8 (SEED, default 0)
 #   caltech24  caltech101: that search (SEED) recovered for 24 epochs instead of 8 (a copy, resumed)
+#   caltechseed caltech101, seed SEED: the default search to 40 % fewer MACs recovered for 24 epochs
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
@@ -79,6 +80,11 @@ case "$1" in
       cp -r "$r8" "$r24"
     fi
     ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
+  caltechseed)
+    seed=${SEED:?set SEED}
+    out=benchmarks/results/recovery-caltech101
+    run caltech-search-40-recover24-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
+        --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltech)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -86,5 +92,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|caltechseed|seed|ftfullseed|family" >&2; exit 2 ;;
 esac
