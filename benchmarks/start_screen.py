@@ -1,9 +1,10 @@
 """The one-seed screens of how a sub-model is made (start point, teacher, one step or many, recovery) against
 the user's alternatives at equal measured speed (FT-Full longer, at a lower resolution): reads the run
 folders of ``start_screen.sh`` (and the recovery screen's), re-measures each returned model in a fresh
-process with ``transtailor benchmark`` against the unpruned model at 112 px (the run's own iteration 0, or
-cub100's FT-Full for a fine-tuning run) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the file
-is there), and writes ``table.md`` in each results folder.
+process with ``transtailor benchmark`` against the unpruned efficientnet_lite0 at 112 px (a lite0 search's
+own iteration 0, else cub100's lite0 FT-Full: a fine-tuning run, or a larger model of the family pruned to
+lite0's speed) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the file is there), and writes
+``table.md`` in each results folder. Compute is in epochs of lite0's FT-Full at 112 px throughout.
 
     for job in ftfull lowres oneshot recover24 caltech caltech24; do bash benchmarks/start_screen.sh $job; done
     SEED=1 bash benchmarks/start_screen.sh seed   # and SEED=2: the candidate pair on cub100
@@ -28,6 +29,7 @@ CALTECH = RESULTS / "recovery-caltech101"
 RECOVERY = RESULTS / "recovery-screen-cub100"
 REFERENCE = RECOVERY / "ft-full-12ep-s0" / "model.pt"
 TARGETS = ("onnxruntime", "cpu")
+BASE_MODEL = "efficientnet_lite0"  # every speed-up and compute is against it
 
 
 def runs(folders: list[Path]) -> list[tuple[str, Path]]:
@@ -45,7 +47,8 @@ def measure(run: Path, threads: int) -> None:
         out = run / f"latency-{target}.json"
         if out.is_file():
             continue
-        reference = run / "iter_000" / "model.pt" if (run / "iter_000").is_dir() else REFERENCE
+        own = run / "iter_000" / "model.pt"
+        reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else REFERENCE
         subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(reference),
                         "--latency-target", target, "--threads", str(threads), "--rounds", "7",
                         "--output", str(out)], check=True)
@@ -92,7 +95,8 @@ def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
         # a run whose iterations predate the compute record (resumed later for a recovery) is recomputed
         compute = s.get("compute_ft_full_epochs") if "compute" in its[-1] else recompute(run, cfg, s)
         loaded = float(config(Path(cfg["from_ft"]))["epochs"]) if cfg.get("from_ft") else 0.0  # its FT-Full's
-        total = None if compute is None else compute + loaded
+        scale = its[0]["macs"] / _macs_112()  # a larger model's FT-Full epoch in lite0's
+        total = None if compute is None else (compute + loaded) * scale
         before = s.get("test_top1_before_recovery")
         extra = f" (before recovery {before:.2f})" if before is not None else ""
     else:  # in epochs of FT-Full at 112 px: a lower resolution's epoch costs its share of the MACs
@@ -120,8 +124,9 @@ def main() -> None:
             continue
         table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up",
                                 "val top-1 %", "test top-1 %", "compute (FT-Full epochs)"], rows)
-        head = (f"{data}, efficientnet_lite0, seed as named, dev CPU; speed-ups at batch 32, {args.threads} "
-                "threads, against the unpruned model at 112 px, median [min-max] of 7 rounds in a fresh process\n\n")
+        head = (f"{data}, {BASE_MODEL} unless named, seed as named, dev CPU; speed-ups at batch 32, {args.threads} "
+                f"threads, against the unpruned {BASE_MODEL} at 112 px, median [min-max] of 7 rounds in a fresh "
+                f"process; compute in epochs of {BASE_MODEL}'s FT-Full at 112 px\n\n")
         text = head + table + "\n" + seeds_table(rows)
         (folder / "table.md").write_text(text)
         print(text)
