@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from transtailor.cli import main
 from transtailor.config import CompareConfig
@@ -131,3 +132,22 @@ def test_the_other_cost_joins_a_compare_folder(tiny_folder, tmp_path):
     res = compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft", seeds="0", cost="latency",
                                 budgets="1.2", **timed))
     assert [r["run"] for r in res.rows] == ["ft-s0"]
+
+
+def test_pruning_rows_start_from_the_ft_full_row_with_start_ft_full(tiny_folder, tmp_path):
+    out = tmp_path / "cmp"
+    cfg = CompareConfig(data=str(tiny_folder), out=str(out), methods="ft-full,taylor", seeds="0", budgets="0.2",
+                        start="ft-full", full_epochs=2, **TINY)
+    res = compare(cfg)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ft-full-s0", "taylor-20-s0"]  # no FT trained
+    ft_full = json.loads((out / "ft-full-s0" / "summary.json").read_text())
+    first = json.loads((out / "taylor-20-s0" / "iterations.json").read_text())[0]
+    assert first["from_ft"] == str(out / "ft-full-s0") and first["test_top1"] == ft_full["test_top1"]
+    assert yaml.safe_load((out / "taylor-20-s0" / "config.yaml").read_text())["start"] == "ft-full"
+    assert "start from the FT-Full model of the same seed" in res.table
+    # another start in the same folder would read the FT-started runs under this title: refused
+    with pytest.raises(Exception, match="--start ft"):
+        compare(CompareConfig(data=str(tiny_folder), out=str(out), methods="ft-full,taylor", seeds="0",
+                              budgets="0.2", full_epochs=2, **TINY))
+    # --ft-epochs other than the row's: its own FT-Full start run
+    assert run_config(cfg, "taylor", 0.2, 0, out / "t", out / "ft-full-3ep-s0").start == "ft-full"

@@ -219,6 +219,9 @@ class CompareConfig(PruningOptions, CommonConfig):
     full_epochs: int | None = option(None, "epochs of the ft-full, l2, l2sp and delta rows (default: --epochs); "
                                      "FT-Full is the reference only when trained to convergence (cub100 at 112 px "
                                      "gained 2.3 points from 12 to 24 epochs)")
+    start: str = option("ft", "the unpruned model each seed's pruning rows start from: 'ft' (that seed's FT row, "
+                        "the paper's) or 'ft-full' (that seed's FT-Full row, trained --full-epochs; with --ft-epochs, "
+                        "an FT-Full run of that many epochs)", ("ft", "ft-full"))
 
     def method_list(self) -> list[str]:
         return [m.strip() for m in self.methods.split(",") if m.strip()]

@@ -5,7 +5,7 @@ options (model, data, image size, epochs, learning rates, regulariser strengths)
 differ only in the method. Work is not repeated:
 
 - the pruning methods and TransTailor of one seed all start (``--from-ft``) from that seed's FT run,
-  the table's FT row, instead of each training FT again;
+  the table's FT row (``--start ft-full``: its FT-Full row), instead of each training it again;
 - a pruning run goes in ``--flops-step`` steps, so a smaller budget that is a whole number of steps
   (20 % on the way to 30 %) is read from the larger run's iteration instead of being run again;
 - a run whose ``summary.json`` exists is not redone; a search or prune run cut off mid-way resumes
@@ -128,7 +128,7 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
                                  if k in {f.name for f in dataclasses.fields(PruningOptions)}}
     importance = method if method in CRITERIA else "beta"
     iterative.update(method_options=method_options_of(importance, cfg.method_options),
-                     from_ft=None if start is None else str(start))
+                     from_ft=None if start is None else str(start), start=cfg.start)
     search_options: dict[str, Any] = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft)
     if cfg.cost == "latency":
         step = cfg.latency_step or cfg.flops_step
@@ -201,10 +201,14 @@ def _check_same_setting(root: Path, cfg: CompareConfig) -> None:
 
 
 def _start_run(cfg: CompareConfig, root: Path, seed: int) -> Path:
-    """The FT run a seed's pruning methods start from: the FT row itself unless ``--ft-epochs`` differs."""
-    epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
-    out = root / (f"ft-s{seed}" if epochs == cfg.epochs else f"ft-{epochs}ep-s{seed}")
-    _ensure_run(dataclasses.replace(run_config(cfg, "ft", None, seed, out), epochs=epochs), f"FT start, seed {seed}")
+    """The run a seed's pruning methods start from (``--start``): the FT or FT-Full row itself, unless
+    ``--ft-epochs`` asks for other epochs than the row's."""
+    method = cfg.start
+    row_epochs = run_config(cfg, method, None, seed, root).epochs
+    epochs = row_epochs if cfg.ft_epochs is None else cfg.ft_epochs
+    out = root / (f"{method}-s{seed}" if epochs == row_epochs else f"{method}-{epochs}ep-s{seed}")
+    _ensure_run(dataclasses.replace(run_config(cfg, method, None, seed, out), epochs=epochs),
+                f"{method.upper()} start, seed {seed}")
     return out
 
 
@@ -277,12 +281,13 @@ def comparison_table(rows: list[dict[str, Any]], cfg: CompareConfig) -> str:
         f"{statistics.mean(r['wall_seconds'] for r in rs):.0f}" if all(r["wall_seconds"] for r in rs) else "-",
         f"{statistics.mean(r['compute'] for r in rs):.1f}" if all(r.get("compute") is not None for r in rs) else "-",
     ] for label, rs in groups.items()]
+    start = "FT-Full" if cfg.start == "ft-full" else "FT"
     title = (f"{cfg.model} on {cfg.data}, {cfg.image_size or 'default'} px, {cfg.epochs} epochs per phase"
              + (f" ({cfg.full_epochs} for full fine-tuning)" if cfg.full_epochs else "") + f", seeds {cfg.seeds}")
     note = ("\n\nWall time: each method's own training, scoring and evaluation, without loading and decoding "
             "the data. Compute: the training's arithmetic in epochs of FT-Full on the unpruned model (a head-only "
-            "epoch is a third of one)." + (" Pruning methods and TransTailor start from the FT model of the same "
-                                           "seed; their time and compute do not include that FT's."
+            "epoch is a third of one)." + (f" Pruning methods and TransTailor start from the {start} model of the "
+                                           f"same seed; their time and compute do not include that {start}'s."
                                            if any(r["budget"] is not None for r in rows) else ""))
     if cfg.cost == "latency":
         note += (f" Budgets are measured speed-ups at batch {cfg.latency_batch} on the latency target; the "
