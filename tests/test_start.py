@@ -66,6 +66,7 @@ def test_start_ft_full_trains_every_layer_and_is_the_reference(tiny_folder, tmp_
     start = _iterations(full_out)[0]
     ref = full_res.summary.reference
     assert ref is not None and ref.test_top1 == start.test_top1 and ref.macs == start.macs
+    assert ref.name == "FT-Full (iteration 0, 1 epoch)"  # how long it trained: is it converged?
     assert ft_res.summary.reference is None  # FT is no one's reference
     # the start's compute: one epoch of the whole network, against a third of one for the head alone
     assert start.compute == pytest.approx(1.0) and _iterations(ft_out)[0].compute == pytest.approx(1 / 3)

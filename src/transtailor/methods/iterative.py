@@ -443,7 +443,9 @@ def _reference(s: Setup[IterativeConfig], loop: _Loop, start: IterationRecord) -
     if loop.saved_reference is not None:
         return _scored_reference(s, loop.saved_reference.model, f"reference {s.cfg.reference}")
     if s.cfg.start == "ft-full":
-        return Reference(name="FT-Full (iteration 0)" + (f", from {s.cfg.from_ft}" if s.cfg.from_ft else ""),
+        epochs = s.cfg.epochs if s.cfg.ft_epochs is None else s.cfg.ft_epochs  # how converged it is: say it
+        trained = f", from {s.cfg.from_ft}" if s.cfg.from_ft else f", {epochs} epoch{'s' * (epochs != 1)}"
+        return Reference(name=f"FT-Full (iteration 0{trained})",
                          val_top1=start.val_top1, test_top1=start.test_top1, macs=start.macs,
                          compute=start.compute if not s.cfg.from_ft else None)
     if s.cfg.distill in DISTILL_CHOICES:
