@@ -4,7 +4,9 @@ folders of ``start_screen.sh`` (and the recovery screen's), re-measures each ret
 process with ``transtailor benchmark`` against the unpruned efficientnet_lite0 at 112 px (a lite0 search's
 own iteration 0, else cub100's lite0 FT-Full: a fine-tuning run, or a larger model of the family pruned to
 lite0's speed) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the file is there), and writes
-``table.md`` in each results folder. Compute is in epochs of lite0's FT-Full at 112 px throughout.
+``table.md`` in each results folder. Compute is in epochs of lite0's FT-Full at 112 px throughout. The run
+folders are not kept in the repository, so a row of ``table.md`` whose run folder is gone is kept as it was
+(a run that is there again replaces it).
 
     for job in ftfull lowres oneshot recover24 caltech caltech24; do bash benchmarks/start_screen.sh $job; done
     SEED=1 bash benchmarks/start_screen.sh seed   # and SEED=2: the candidate pair on cub100
@@ -27,7 +29,8 @@ from _common import RESULTS, markdown_table
 SCREEN = RESULTS / "start-screen-cub100"
 CALTECH = RESULTS / "recovery-caltech101"
 RECOVERY = RESULTS / "recovery-screen-cub100"
-REFERENCE = RECOVERY / "ft-full-12ep-s0" / "model.pt"
+#: unpruned efficientnet_lite0 FT-Full runs at 112 px, the first one there is the speed reference
+REFERENCES = (RECOVERY / "ft-full-12ep-s0", *(SCREEN / f"ft-full-24ep-s{seed}" for seed in range(3)))
 TARGETS = ("onnxruntime", "cpu")
 BASE_MODEL = "efficientnet_lite0"  # every speed-up and compute is against it
 
@@ -48,7 +51,7 @@ def measure(run: Path, threads: int) -> None:
         if out.is_file():
             continue
         own = run / "iter_000" / "model.pt"
-        reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else REFERENCE
+        reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else reference_run() / "model.pt"
         subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(reference),
                         "--latency-target", target, "--threads", str(threads), "--rounds", "7",
                         "--output", str(out)], check=True)
@@ -83,8 +86,28 @@ def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
     return total + recover * (its[s["best_iteration"]]["macs"] / m0 + teacher)
 
 
+def reference_run() -> Path:
+    for run in REFERENCES:
+        if (run / "summary.json").is_file():
+            return run
+    raise SystemExit(f"no unpruned {BASE_MODEL} FT-Full run at 112 px to measure against: run "
+                     "`bash benchmarks/start_screen.sh ftfullseed` (SEED=0) first")
+
+
 def _macs_112() -> int:
-    return json.loads((RECOVERY / "ft-full-12ep-s0" / "summary.json").read_text())["macs"]
+    return json.loads((reference_run() / "summary.json").read_text())["macs"]
+
+
+def kept_rows(table: Path, present: set[str]) -> list[list[str]]:
+    """The rows of an earlier ``table.md`` whose run is not among ``present`` (its folder is gone)."""
+    if not table.is_file():
+        return []
+    rows = []
+    for line in table.read_text().split("\n\nOver seeds")[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 8 and cells[0] not in ("run", "---") and cells[0] not in present:
+            rows.append(cells)
+    return rows
 
 
 def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
@@ -115,11 +138,13 @@ def main() -> None:
     screens = [(SCREEN, [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0", *sorted(SCREEN.iterdir())],
                 "cub100"), (CALTECH, sorted(CALTECH.iterdir()) if CALTECH.is_dir() else [], "caltech101")]
     for folder, candidates, data in screens:
-        rows = []
-        for label, run in runs(candidates):
+        found = runs(candidates)
+        rows = kept_rows(folder / "table.md", {label for label, _ in found})
+        for label, run in found:
             if not args.no_measure:
                 measure(run, args.threads)
             rows.append(describe(label, json.loads((run / "summary.json").read_text()), run))
+        rows.sort(key=lambda r: (not r[0].startswith("ft-full"), r[0]))
         if not rows:
             continue
         table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up",

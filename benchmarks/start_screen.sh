@@ -8,6 +8,8 @@
 #              and without that FT-Full model as the teacher
 #   iterfull   cub100: the default search's 10 % steps of 4 epochs to 40 % fewer MACs, then 8 recovery
 #              epochs, but starting from the FT-Full 12-epoch model (--start ft-full) instead of FT
+#   iterfull24 cub100, seed SEED (default 0): FT-Full 24 epochs, then the default search's 10 % steps of 4
+#              epochs to 40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
 #   recover24  cub100: the recovery screen's search (40 % fewer MACs, 4 epochs a step) recovered for 24
 #              epochs instead of 8 (a copy of that run, resumed with --recover-epochs 24: the steps are
 #              not repeated)
@@ -44,6 +46,12 @@ case "$1" in
   iterfull)
     run iterative40-from-ftfull-recover8-s0 search $common --image-size 112 --from-ft $ftfull12 --start ft-full \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
+  iterfull24)
+    seed=${SEED:-0}
+    run ft-full-24ep-s$seed finetune --mode full ${common/--seed 0/--seed $seed} --image-size 112 --epochs 24
+    run iterative40-from-ftfull24-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
+        --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
+        --recover-epochs 24 ;;
   recover24)
     r24=$out/search-40-recover24-s0
     if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
@@ -92,5 +100,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|recover24|caltech|caltech24|caltechseed|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|seed|ftfullseed|family" >&2; exit 2 ;;
 esac
