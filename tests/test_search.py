@@ -18,6 +18,7 @@ from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
 from transtailor.models import load_model
 from transtailor.records import IterationRecord, RunState
+from transtailor.reporting.tables import unmet_target
 
 from conftest import TINY
 
@@ -289,3 +290,20 @@ def test_a_finished_run_resumed_with_more_recovery_epochs_keeps_the_earlier_reco
     assert [r["epoch"] for r in epochs if r.get("phase") == "recover" and "epoch" in r] == [1, 1, 2]
     assert res.summary.best.test_top1 == IterationRecord.from_json(
         json.loads((out / "recovered" / "metrics.json").read_text())).test_top1
+
+
+def test_a_target_the_stop_rule_kept_from_says_how_to_reach_it(tmp_path):
+    kept = IterationRecord(iteration=2, phase="finetune", test_loss=1.0, test_top1=80.0, macs=70, params=1,
+                           flops_reduction=0.2, speedup_batch=1.21)
+    config = tmp_path / "config.yaml"
+    config.write_text("target_speedup: 1.5\n")
+    said = unmet_target(tmp_path, kept, "loss")
+    assert said is not None and "--target-speedup 1.5 was not reached" in said and "1.21x" in said
+    assert "--stop-rule none" in said
+    assert unmet_target(tmp_path, kept, "target_speedup") is None  # reached: nothing to say
+    assert unmet_target(tmp_path, kept, "max_iterations") is None  # not the accuracy rule's doing
+    config.write_text("target_flops_reduction: 0.4\n")
+    said = unmet_target(tmp_path, kept, "paper")
+    assert said is not None and "--target-flops-reduction 0.4" in said and "20.0 % fewer MACs" in said
+    config.write_text("stop_rule: loss\n")  # no target asked for: the stop rule decides alone
+    assert unmet_target(tmp_path, kept, "loss") is None

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import read_json
+from ..runs import RunDir, read_json
 
 COLUMNS: list[tuple[Any, ...]] = [
     ("iter", "iteration", "{:d}"),
@@ -148,6 +148,9 @@ def search_table(run_dir: str | Path) -> str:
                      f"(column: each row's own); {summary.method_seconds or 0:.0f} s of scoring, pruning, training "
                      "and evaluation")
     lines.append(f"stopped: {stop_reason(rows, stopped)}")
+    unmet = unmet_target(run_dir, rows[state.best] if state.best < len(rows) else None, stopped)
+    if unmet:
+        lines.append(unmet)
     if ref is None:
         lines.append("no FT-Full to compare with: resume with --reference FTFULL_RUN to score a 'finetune --mode "
                      "full' run beside the result, or start with --start ft-full")
@@ -166,6 +169,25 @@ def stop_reason(rows: list[IterationRecord], stopped: str | None) -> str:
             return (f"iteration {last.iteration}'s val top-1 fell {check.value:.2f} points below the last kept "
                     f"sub-model's (more than --tau {check.limit:g})")
     return STOP_REASONS.get(stopped or "", str(stopped))
+
+
+def unmet_target(run_dir: str | Path, kept: IterationRecord | None, stopped: str | None) -> str | None:
+    """What to do when the accuracy stop rule ended a search before the speed-up or MAC reduction its
+    options asked for; None when it did not."""
+    if stopped not in ("loss", "paper") or kept is None or not (Path(run_dir) / "config.yaml").is_file():
+        return None
+    cfg = RunDir(run_dir).read_config()
+    speedup, flops = cfg.get("target_speedup"), cfg.get("target_flops_reduction")
+    if speedup is not None:
+        got = "not measured" if kept.speedup_batch is None else f"{kept.speedup_batch:.2f}x"
+        asked = f"--target-speedup {speedup:g} was not reached (the last sub-model kept: {got})"
+    elif flops is not None:
+        asked = (f"--target-flops-reduction {flops:g} was not reached (the last sub-model kept: "
+                 f"{100 * kept.flops_reduction:.1f} % fewer MACs)")
+    else:
+        return None
+    return (f"{asked}: the stop rule ended the search first. To prune to the target anyway, run it again with "
+            f"--stop-rule none; the recovery trains the result afterwards")
 
 
 def speedup_cell(value: float | None, span: list[float] | None = None, reference: bool = False) -> str:
