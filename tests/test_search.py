@@ -14,7 +14,7 @@ import torch
 from transtailor.methods import search
 from transtailor.methods.stopping import StopRule, Stops
 from transtailor.cli import main
-from transtailor.config import SearchConfig
+from transtailor.config import SearchConfig, resolve
 from transtailor.errors import ConfigError
 from transtailor.models import load_model
 from transtailor.records import IterationRecord, RunState
@@ -101,6 +101,23 @@ def test_no_stop_rule_runs_to_the_target_speedup():
     assert stops.before(2, last) == "target_speedup"  # within the 2 % tolerance of timing noise
     assert stops.before(2, dataclasses.replace(last, speedup_batch=1.4)) is None
     assert stops.before(2, dataclasses.replace(last, speedup_batch=None)) is None
+
+
+def test_a_target_decides_where_the_default_search_ends(tiny_folder, tmp_path):
+    assert SearchConfig().accuracy_stop() == "loss"  # no target: the loss rule decides
+    assert SearchConfig(target_speedup=1.5).accuracy_stop() == "none"
+    assert SearchConfig(target_flops_reduction=0.4, stop_rule="loss").accuracy_stop() == "loss"  # asked for
+    assert resolve(SearchConfig, flags={"preset": "paper", "target_speedup": 1.5}).accuracy_stop() == "paper"
+    out = tmp_path / "t"
+    res = search(SearchConfig(data=str(tiny_folder), out=str(out), target_flops_reduction=0.1, **TINY))
+    iterations = [IterationRecord.from_json(r) for r in json.loads((out / "iterations.json").read_text())]
+    assert res.summary.stopped == "target_flops_reduction"
+    assert [r.stop_check for r in iterations[1:]] == [None]  # no accuracy rule judged the step
+    with_rule = tmp_path / "l"
+    search(SearchConfig(data=str(tiny_folder), out=str(with_rule), target_flops_reduction=0.1, stop_rule="loss",
+                        **TINY))
+    judged = IterationRecord.from_json(json.loads((with_rule / "iterations.json").read_text())[1])
+    assert judged.stop_check is not None and judged.stop_check.value is not None  # the rule, when asked for
 
 
 def test_search_needs_validation():

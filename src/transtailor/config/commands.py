@@ -148,15 +148,24 @@ class SearchConfig(IterativeConfig):
                                 ("none", "preserve", "literal", "normalized"))
     tau: float = option(0.3, "stop rule paper: stop when val top-1 falls this many points below the last kept "
                         "sub-model")
-    stop_rule: str = option("loss", "when the search stops: 'loss' (val cross-entropy more than --loss-tolerance "
-                            "above the lowest so far; robust on small validation splits), 'paper' (val top-1 more "
-                            "than --tau points below the last kept sub-model), 'none'", ("loss", "paper", "none"))
+    stop_rule: str | None = option(None, "when the search stops: 'loss' (val cross-entropy more than "
+                                   "--loss-tolerance above the lowest so far; robust on small validation splits), "
+                                   "'paper' (val top-1 more than --tau points below the last kept sub-model), 'none' "
+                                   "(the target alone); default: 'none' with --target-speedup or "
+                                   "--target-flops-reduction (the speed asked for is reached, the recovery trains "
+                                   "the result), else 'loss'", ("loss", "paper", "none"))
     loss_tolerance: float = option(0.05, "stop rule loss: relative rise of the val loss over its lowest that stops")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")
     steps: int | None = option(None, "reach the target in this many equal steps instead of --flops-step / "
                                "--latency-step ones: --target-flops-reduction / N of the MACs, or with --cost "
                                "latency (1 - 1 / --target-speedup) / N of the measured time (1: one-shot)")
+
+    def accuracy_stop(self) -> str:
+        """``--stop-rule``, or its default when not given: none when a target decides where the search ends."""
+        if self.stop_rule is not None:
+            return self.stop_rule
+        return "none" if self.target_speedup is not None or self.target_flops_reduction is not None else "loss"
 
     def validate(self) -> None:
         super().validate()

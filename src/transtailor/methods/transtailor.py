@@ -33,7 +33,7 @@ def _plan(cfg: SearchConfig) -> Plan:
                           f"step: use one of {', '.join(criterion_names(soft=False))}")
     step = _equal_steps(cfg) if cfg.steps is not None else step_share(cfg, cfg.flops_step)
     assert step is not None  # --flops-step is required (validated), and --latency-step falls back to it
-    stops = Stops(StopRule(cfg.stop_rule, cfg.tau, cfg.loss_tolerance),
+    stops = Stops(StopRule(cfg.accuracy_stop(), cfg.tau, cfg.loss_tolerance),
                   target_flops_reduction=cfg.target_flops_reduction, target_speedup=cfg.target_speedup,
                   max_iterations=cfg.max_iterations)
     return Plan(method="transtailor", criterion=criterion, scope=criterion.scope, flops_aware=criterion.flops_aware,
