@@ -8,7 +8,7 @@ lite0's speed) on ONNX Runtime and eager PyTorch, batch 32 (skipped where the fi
 folders are not kept in the repository, so a row of ``table.md`` whose run folder is gone is kept as it was
 (a run that is there again replaces it).
 
-    for job in ftfull lowres oneshot recover24 caltech caltech24; do bash benchmarks/start_screen.sh $job; done
+    for job in ftfull lowres oneshot recover24 iterfull24 caltech caltech24; do bash benchmarks/start_screen.sh $job; done
     SEED=1 bash benchmarks/start_screen.sh seed   # and SEED=2: the candidate pair on cub100
     python benchmarks/start_screen.py [--threads 2] [--no-measure]
 """

@@ -113,8 +113,8 @@ def _warn_small_validation(data: DataBundle) -> None:
     n = data.counts.get("val", 0)
     if data.val_loader is not None and n < FEW_VAL_PER_CLASS * data.num_classes:
         log.warning("the validation split has %d images (%.1f per class; one image is %.1f points of top-1): "
-                    "selections on it are noisy. The default stop rule (--stop-rule loss) and epoch choice "
-                    "(--epoch-choice last) are made for this. More images in a val/ folder help; a larger "
+                    "selections on it are noisy. The stop rule without a target (--stop-rule loss) and the "
+                    "epoch choice (--epoch-choice last) are made for this. More images in a val/ folder help; a larger "
                     "--val-fraction takes them from training",
                     n, n / data.num_classes, 100.0 / max(n, 1))
 
