@@ -2,7 +2,7 @@
 # One-seed screens of how a sub-model is made, against the user's alternatives (efficientnet_lite0, dev CPU,
 # one thread per job; run two jobs at a time on a 2-core machine). Results go to
 # benchmarks/results/start-screen-cub100/ (cub100) and benchmarks/results/recovery-caltech101/.
-#   ftfull     cub100 FT-Full at 112 px for 16 and 24 epochs (12: recovery-screen-cub100): which converges
+#   ftfull     cub100 FT-Full at 112 px for 8, 16 and 24 epochs (12: recovery-screen-cub100): which converges
 #   lowres     cub100 FT-Full at 96 px (about 1.5x faster than 112 px on ONNX Runtime), 24 epochs
 #   oneshot    cub100: the FT-Full 12-epoch model pruned to 40 % fewer MACs in one step, then 12 epochs, with
 #              and without that FT-Full model as the teacher
@@ -33,7 +33,7 @@ ftfull12=$screen/ft-full-12ep-s0
 common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads 1 --workers 0 --no-latency --seed 0"
 case "$1" in
   ftfull)
-    for e in 24 16; do
+    for e in 24 16 8; do
       run ft-full-${e}ep-s0 finetune --mode full $common --image-size 112 --epochs $e
     done ;;
   lowres)
