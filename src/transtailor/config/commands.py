@@ -98,8 +98,8 @@ class IterativeConfig(PruningOptions, CommonConfig):
 
     start: str = option("ft", "the unpruned model pruning starts from: 'ft' (the paper's: the new head trained on "
                         "the frozen pretrained layers for --ft-epochs) or 'ft-full' (every layer fine-tuned for "
-                        "--ft-epochs: the model you would otherwise ship; it is the end table's reference row, so train it to "
-                        "convergence: cub100 at 112 px gained 2.3 points from 12 to 24 epochs)",
+                        "--ft-epochs: the model you would otherwise ship; it is the end table's reference row, so "
+                        "train it to convergence: cub100 at 112 px gained 2.3 points from 12 to 24 epochs)",
                         ("ft", "ft-full"))
     from_ft: str | None = option(None, "start from this saved unpruned model instead of training it (a 'finetune' "
                                  "run folder or model file of the same model and classes, --mode head for "
