@@ -35,10 +35,14 @@ TARGETS = ("onnxruntime", "cpu")
 BASE_MODEL = "efficientnet_lite0"  # every speed-up and compute is against it
 
 
+def order(label: str) -> tuple[bool, str]:
+    """A table's row order: FT-Full runs first, then by name."""
+    return not label.startswith("ft-full"), label
+
+
 def runs(folders: list[Path]) -> list[tuple[str, Path]]:
-    """(label, run folder) of every finished run in ``folders``, FT-Full runs first."""
-    found = [(p.name, p) for p in folders if (p / "summary.json").is_file()]
-    return sorted(found, key=lambda lp: (not lp[0].startswith("ft-full"), lp[0]))
+    """(label, run folder) of every finished run in ``folders``."""
+    return [(p.name, p) for p in folders if (p / "summary.json").is_file()]
 
 
 def model_file(run: Path) -> Path:
@@ -144,7 +148,7 @@ def main() -> None:
             if not args.no_measure:
                 measure(run, args.threads)
             rows.append(describe(label, json.loads((run / "summary.json").read_text()), run))
-        rows.sort(key=lambda r: (not r[0].startswith("ft-full"), r[0]))
+        rows.sort(key=lambda r: order(r[0]))
         if not rows:
             continue
         table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up",

@@ -31,6 +31,9 @@ source benchmarks/_run.sh
 screen=benchmarks/results/recovery-screen-cub100
 ftfull12=$screen/ft-full-12ep-s0
 common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads 1 --workers 0 --no-latency --seed 0"
+ft_full_24() {  # cub100 FT-Full 24 epochs at 112 px, seed $1: the reference, and the FT-Full start
+  run ft-full-24ep-s$1 finetune --mode full ${common/--seed 0/--seed $1} --image-size 112 --epochs 24
+}
 case "$1" in
   ftfull)
     for e in 24 16 8; do
@@ -48,7 +51,7 @@ case "$1" in
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   iterfull24)
     seed=${SEED:-0}
-    run ft-full-24ep-s$seed finetune --mode full ${common/--seed 0/--seed $seed} --image-size 112 --epochs 24
+    ft_full_24 $seed
     run iterative40-from-ftfull24-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
         --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
         --recover-epochs 24 ;;
@@ -62,7 +65,7 @@ case "$1" in
     ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
   seed|ftfullseed)
     seed=${SEED:?set SEED}
-    run ft-full-24ep-s$seed finetune --mode full ${common/--seed 0/--seed $seed} --image-size 112 --epochs 24
+    ft_full_24 $seed
     if [ "$1" = seed ]; then
       run search-40-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
           --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24

@@ -114,6 +114,10 @@ class IterativeConfig(PruningOptions, CommonConfig):
                                    "beside the result (e.g. a 'finetune --mode full' run on the same data: "
                                    "FT-Full); default: the --start ft-full model, else a saved --distill teacher")
 
+    def start_epochs(self) -> int:
+        """``--ft-epochs``, or ``--epochs`` when not given: how long the unpruned start model trains."""
+        return self.epochs if self.ft_epochs is None else self.ft_epochs
+
     def validate(self) -> None:
         CommonConfig.validate(self)
         PruningOptions.validate(self)

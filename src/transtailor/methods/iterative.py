@@ -183,7 +183,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     run, ckpt = s.run, Checkpoints(s.run)
     timing = timing_setup(cfg, s.device) if cfg.latency else None
     reference = _load_reference(s)  # a wrong file is refused now, not after the steps
-    ft_epochs = cfg.epochs if cfg.ft_epochs is None else cfg.ft_epochs
+    ft_epochs = cfg.start_epochs()
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if restoring:
         state, iterations = ckpt.resume()
@@ -443,7 +443,7 @@ def _reference(s: Setup[IterativeConfig], loop: _Loop, start: IterationRecord) -
     if loop.saved_reference is not None:
         return _scored_reference(s, loop.saved_reference.model, f"reference {s.cfg.reference}")
     if s.cfg.start == "ft-full":
-        epochs = s.cfg.epochs if s.cfg.ft_epochs is None else s.cfg.ft_epochs  # how converged it is: say it
+        epochs = s.cfg.start_epochs()  # how converged it is: say it
         trained = f", from {s.cfg.from_ft}" if s.cfg.from_ft else f", {epochs} epoch{'s' * (epochs != 1)}"
         return Reference(name=f"FT-Full (iteration 0{trained})",
                          val_top1=start.val_top1, test_top1=start.test_top1, macs=start.macs,
