@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from transtailor.methods import search
 from transtailor.methods.stopping import StopRule, Stops
@@ -324,3 +325,36 @@ def test_a_target_the_stop_rule_kept_from_says_how_to_reach_it(tmp_path):
     assert said is not None and "--target-flops-reduction 0.4" in said and "20.0 % fewer MACs" in said
     config.write_text("stop_rule: loss\n")  # no target asked for: the stop rule decides alone
     assert unmet_target(tmp_path, kept, "loss") is None
+
+
+def test_a_finished_search_resumed_with_a_deeper_target_prunes_on_as_one_run_would(tiny_folder, tmp_path):
+    base = dict(TINY, data=str(tiny_folder), stop_rule="none", flops_step=0.1, recover_epochs=1)
+    search(SearchConfig(out=str(tmp_path / "whole"), target_flops_reduction=0.2, **base))
+    out = tmp_path / "deepened"
+    search(SearchConfig(out=str(out), target_flops_reduction=0.1, **base))
+    first_step = (out / "iter_001" / "model.pt").read_bytes()
+    first_recovery = (out / "recovered" / "model.pt").read_bytes()
+    res = search(SearchConfig(resume=str(out), target_flops_reduction=0.2))
+    assert (out / "iter_001" / "model.pt").read_bytes() == first_step  # kept, not redone
+    assert (out / "recovered_1" / "model.pt").read_bytes() == first_recovery  # the earlier result is kept
+    keys = ("val_top1", "test_top1", "macs", "params", "filters_removed")
+    whole = json.loads((tmp_path / "whole" / "iterations.json").read_text())
+    deepened = json.loads((out / "iterations.json").read_text())
+    assert [{k: r.get(k) for k in keys} for r in deepened] == [{k: r.get(k) for k in keys} for r in whole]
+    assert res.summary.best_iteration == 2 and res.summary.stopped == "target_flops_reduction"
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["target_flops_reduction"], saved["target_speedup"]) == (0.2, None)  # a later --resume keeps it
+    with pytest.raises(ConfigError, match="at or past the new end already.*--return-iteration"):
+        search(SearchConfig(resume=str(out), target_flops_reduction=0.1))
+
+
+def test_a_search_its_stop_rule_ended_is_not_continued_by_a_new_target(tmp_path):
+    from transtailor.methods.iterative import _going_on
+
+    rec = IterationRecord(iteration=0, phase="ft", test_loss=1.0, test_top1=80.0, macs=100, params=1,
+                          flops_reduction=0.0)
+    with pytest.raises(ConfigError, match="ended by 'loss' after iteration 0.*start a new run"):
+        _going_on(RunState(completed=0, best=0, macs_original=100, stopped="loss"), [rec],
+                  Stops(target_flops_reduction=0.5), "search", tmp_path)
+    _going_on(RunState(completed=0, best=0, macs_original=100, stopped="target_flops_reduction"), [rec],
+              Stops(target_flops_reduction=0.5), "search", tmp_path)  # prunes on

@@ -106,7 +106,9 @@ class IterativeConfig(PruningOptions, CommonConfig):
                                  "--start ft, --mode full for --start ft-full; --ft-epochs is then unused)")
     target_speedup: float | None = option(None, "stop once the measured speed-up at --latency-batch reaches this "
                                           "(e.g. 1.5)")
-    resume: str | None = option(None, "continue the run in this folder from its last complete iteration")
+    resume: str | None = option(None, "continue the run in this folder from its last complete iteration; a finished "
+                                "run given a deeper --target-flops-reduction or --target-speedup (or more "
+                                "--max-iterations) prunes on from its last step")
     return_iteration: int | None = option(None, "return this iteration's sub-model instead of the search's pick "
                                           "(with --recover-epochs: recover it), e.g. a less pruned one from the "
                                           "end table: resume the finished run with it, the steps are not repeated")

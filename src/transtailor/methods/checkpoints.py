@@ -52,6 +52,11 @@ RECOVERED_DIR = "recovered"
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
                     "return_iteration", "reference")
 
+#: where a run ends: a run resumed with a deeper target or more iterations prunes on from its last step (its
+#: steps so far are kept); giving one of the two targets replaces the other
+ENDS = ("target_flops_reduction", "target_speedup", "max_iterations")
+TARGETS = ("target_flops_reduction", "target_speedup")
+
 
 class Checkpoints:
     """The iterations of one search or prune run folder."""
@@ -196,13 +201,15 @@ class Checkpoints:
             mine = getattr(cfg, f.name)
             if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
                 continue
-            if f.name in RESUME_OVERRIDES:
+            if f.name in RESUME_OVERRIDES or f.name in ENDS:
                 taken[f.name] = mine
             else:
                 conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")
         if conflicts:
             raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
                               "start a new run")
+        if any(k in taken for k in TARGETS):  # the target asked for now replaces the run's
+            taken.update({k: None for k in TARGETS if k not in taken and hasattr(theirs, k)})
         for k, v in taken.items():
             log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
         return dataclasses.replace(theirs, **taken) if taken else theirs

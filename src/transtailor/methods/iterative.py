@@ -47,7 +47,7 @@ from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, RECOVERED_DIR, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes
@@ -165,11 +165,13 @@ def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0:
 @releases_folders
 def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
-    restoring, recovered_before = False, None
+    restoring, recovered_before, new_end = False, None, False
     if cfg.resume:
         restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
         recovered_before = _finished_recovery(RunDir(cfg.resume))
+        before = Checkpoints.resume_config(type(cfg), type(cfg)(resume=cfg.resume))
         cfg = Checkpoints.resume_config(type(cfg), cfg)
+        new_end = any(getattr(cfg, k, None) != getattr(before, k, None) for k in ENDS)
     cfg = dataclasses.replace(cfg, recover_epochs=cfg.recovery_epochs())  # recorded as a number
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
@@ -187,6 +189,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     ift_epochs = cfg.epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if restoring:
         state, iterations = ckpt.resume()
+        if new_end:  # a deeper target or more iterations: prune on from the last step
+            _going_on(state, iterations, plan.stops, command, run.path)
+            state.stopped = None
         if state.stopped is not None:  # finished: what it returns is known before anything runs
             _returned(cfg, state, command, run.path)
         s.bundle.model = ckpt.load_model(state.completed, model=s.bundle.model).model.to(s.device)
@@ -267,6 +272,26 @@ def _finished_recovery(run: RunDir) -> tuple[tuple[int, int], IterationRecord] |
         return None
     rec = IterationRecord.from_json(read_json(recovered))
     return (int(run.read_config().get("recover_epochs") or 0), rec.iteration), rec
+
+
+#: the ends a deeper target or more iterations undo; an accuracy stop or a step that removed nothing stands
+_REACHED = ("target_flops_reduction", "target_speedup", "max_iterations")
+
+
+def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,
+              path: Path) -> None:
+    """Check that a run resumed with a new target or iteration limit can prune on from its last step: refused
+    when the run is at or past the new end already, or was ended by something a new end does not undo."""
+    if state.stopped is not None and state.stopped not in _REACHED:
+        raise ConfigError(f"--resume {path}: this run ended by '{state.stopped}' after iteration {state.completed}, "
+                          "not at its target: a new target does not continue it; start a new run (a stop rule ends "
+                          "a search before its target unless --stop-rule none)")
+    end = stops.before(state.completed + 1, iterations[-1])
+    if end is not None:
+        raise ConfigError(f"--resume {path}: iteration {state.completed} is at or past the new end already ({end}); "
+                          f"pick a less pruned sub-model of the run with 'transtailor {command.split('-')[0]} "
+                          f"--resume {path} --return-iteration N' instead")
+    log.info("pruning on after iteration %d to the new end (the steps so far are kept)", state.completed)
 
 
 def _load_reference(s: Setup[IterativeConfig]) -> ModelBundle | None:
