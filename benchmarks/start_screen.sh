@@ -16,6 +16,9 @@
 #   caltech    caltech101: the default search to 40 % fewer MACs, then --recover-epochs 8 (SEED, default 0)
 #   caltech24  caltech101: that search (SEED) recovered for 24 epochs instead of 8 (a copy, resumed)
 #   caltechseed caltech101, seed SEED: the default search to 40 % fewer MACs recovered for 24 epochs
+#   caltechftfull caltech101, seed SEED: FT-Full at 112 px for EPOCHS (default "24 16") epochs: which converges
+#   caltechfull caltech101, seed SEED: FT-Full 12 epochs, then the default search's 10 % steps of 4 epochs to
+#              40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
@@ -96,6 +99,21 @@ case "$1" in
     out=benchmarks/results/recovery-caltech101
     run caltech-search-40-recover24-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+  caltechftfull)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    for e in ${EPOCHS:-24 16}; do
+      run caltech-ft-full-${e}ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
+          --image-size 112 --epochs $e
+    done ;;
+  caltechfull)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    run caltech-ft-full-12ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
+        --epochs 12
+    run caltech-iterative40-from-ftfull12-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
+        --image-size 112 --from-ft $out/caltech-ft-full-12ep-s$seed --start ft-full --epochs 4 \
+        --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltech)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -103,5 +121,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|seed|ftfullseed|family" >&2; exit 2 ;;
 esac
