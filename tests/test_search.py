@@ -114,6 +114,7 @@ def test_a_target_decides_where_the_default_search_ends(tiny_folder, tmp_path):
     iterations = [IterationRecord.from_json(r) for r in json.loads((out / "iterations.json").read_text())]
     assert res.summary.stopped == "target_flops_reduction"
     assert [r.stop_check for r in iterations[1:]] == [None]  # no accuracy rule judged the step
+    assert yaml.safe_load((out / "config.yaml").read_text())["stop_rule"] == "none"  # recorded as applied
     with_rule = tmp_path / "l"
     search(SearchConfig(data=str(tiny_folder), out=str(with_rule), target_flops_reduction=0.1, stop_rule="loss",
                         **TINY))

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from .fields import _check_choices, _check_size_and_crop, _non_negative, _positive, option
@@ -92,6 +93,10 @@ class PruningOptions:
         _check_method_options(self.method_options)
 
 
+_I = TypeVar("_I", bound="IterativeConfig")
+_S = TypeVar("_S", bound="SearchConfig")
+
+
 @dataclass
 class IterativeConfig(PruningOptions, CommonConfig):
     """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
@@ -115,6 +120,11 @@ class IterativeConfig(PruningOptions, CommonConfig):
     reference: str | None = option(None, "a saved model or run folder scored on this run's val and test splits "
                                    "beside the result (e.g. a 'finetune --mode full' run on the same data: "
                                    "FT-Full); default: the --start ft-full model, else a saved --distill teacher")
+
+    def resolved(self: _I) -> _I:
+        """This configuration with every default that depends on other options written out as the value it
+        takes (what the run folder's config.yaml records)."""
+        return dataclasses.replace(self, recover_epochs=self.recovery_epochs())
 
     def start_epochs(self) -> int:
         """``--ft-epochs``, or ``--epochs`` when not given: how long the unpruned start model trains."""
@@ -166,6 +176,9 @@ class SearchConfig(IterativeConfig):
     steps: int | None = option(None, "reach the target in this many equal steps instead of --flops-step / "
                                "--latency-step ones: --target-flops-reduction / N of the MACs, or with --cost "
                                "latency (1 - 1 / --target-speedup) / N of the measured time (1: one-shot)")
+
+    def resolved(self: _S) -> _S:
+        return dataclasses.replace(IterativeConfig.resolved(self), stop_rule=self.accuracy_stop())
 
     def accuracy_stop(self) -> str:
         """``--stop-rule``, or its default when not given: none when a target decides where the search ends."""

@@ -172,7 +172,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         before = Checkpoints.resume_config(type(cfg), type(cfg)(resume=cfg.resume))
         cfg = Checkpoints.resume_config(type(cfg), cfg)
         new_end = any(getattr(cfg, k, None) != getattr(before, k, None) for k in ENDS)
-    cfg = dataclasses.replace(cfg, recover_epochs=cfg.recovery_epochs())  # recorded as a number
+    cfg = cfg.resolved()  # the defaults that depend on other options are recorded as what they were
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "
                           "first (it is cached), or use --cost macs under torchrun")
