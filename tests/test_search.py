@@ -12,16 +12,17 @@ import pytest
 import torch
 import yaml
 
-from transtailor.methods import search
+from transtailor.methods import finetune, search
+from transtailor.methods.setup import saved_start
 from transtailor.methods.stopping import StopRule, Stops
 from transtailor.cli import main
-from transtailor.config import SearchConfig, resolve
+from transtailor.config import FinetuneConfig, PruneConfig, SearchConfig, resolve
 from transtailor.errors import ConfigError
 from transtailor.models import load_model
 from transtailor.records import IterationRecord, RunState
 from transtailor.reporting.tables import unmet_target
 
-from conftest import TINY
+from conftest import TINY, TINY_TRAIN
 
 
 def _flags(d):
@@ -114,7 +115,10 @@ def test_a_target_decides_where_the_default_search_ends(tiny_folder, tmp_path):
     iterations = [IterationRecord.from_json(r) for r in json.loads((out / "iterations.json").read_text())]
     assert res.summary.stopped == "target_flops_reduction"
     assert [r.stop_check for r in iterations[1:]] == [None]  # no accuracy rule judged the step
-    assert yaml.safe_load((out / "config.yaml").read_text())["stop_rule"] == "none"  # recorded as applied
+    recorded = yaml.safe_load((out / "config.yaml").read_text())
+    assert (recorded["stop_rule"], recorded["start"], recorded["ft_epochs"]) == ("none", "ft-full", 24)  # as applied
+    assert iterations[0].phase == "ft_full" and res.summary.reference is not None  # FT-Full beside the result
+    assert res.summary.reference.name.startswith("FT-Full") and res.summary.reference.test_top1 == iterations[0].test_top1
     with_rule = tmp_path / "l"
     search(SearchConfig(data=str(tiny_folder), out=str(with_rule), target_flops_reduction=0.1, stop_rule="loss",
                         **TINY))
@@ -359,3 +363,20 @@ def test_a_search_its_stop_rule_ended_is_not_continued_by_a_new_target(tmp_path)
                   Stops(target_flops_reduction=0.5), "search", tmp_path)
     _going_on(RunState(completed=0, best=0, macs_original=100, stopped="target_flops_reduction"), [rec],
               Stops(target_flops_reduction=0.5), "search", tmp_path)  # prunes on
+
+
+def test_the_start_model_defaults_to_ft_full_for_a_speed_and_to_what_a_saved_model_was(tiny_folder, tmp_path):
+    assert SearchConfig().start_point() == "ft" and SearchConfig().start_epochs() == SearchConfig().epochs  # the paper's
+    with_target = SearchConfig(target_speedup=1.5)
+    assert (with_target.start_point(), with_target.start_epochs()) == ("ft-full", 24)
+    assert SearchConfig(target_speedup=1.5, start="ft").start_point() == "ft"  # asked for
+    assert resolve(SearchConfig, flags={"preset": "paper", "target_speedup": 1.5}).start_point() == "ft"
+    assert PruneConfig(flops_reduction=0.3).start_point() == "ft"  # the baselines start where the paper's do
+    head = finetune(FinetuneConfig(data=str(tiny_folder), out=str(tmp_path / "ft"), mode="head", **TINY_TRAIN))
+    assert saved_start(str(head.run_dir)) == "ft" and saved_start(str(head.run_dir / "model.pt")) == "ft"
+    full = tmp_path / "full"
+    finetune(FinetuneConfig(data=str(tiny_folder), out=str(full), mode="full", **TINY_TRAIN))
+    assert saved_start(str(full)) == "ft-full" and saved_start(str(tmp_path / "nowhere.pt")) is None
+    res = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "s"), from_ft=str(head.run_dir),
+                              target_flops_reduction=0.1, **TINY))
+    assert res.iterations[0].phase == "ft" and res.summary.reference is None  # a head-only model is not FT-Full

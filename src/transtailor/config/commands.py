@@ -23,6 +23,9 @@ class FinetuneConfig(CommonConfig):
 
 #: ``--recover-epochs`` when not given: what the measurements found best (docs/measurements/recovery.md)
 DEFAULT_RECOVER_EPOCHS = 24
+#: FT-Full's epochs as the start model (--start ft-full): validation picked 24 of 8, 12, 16 and 24 on cub100
+#: (docs/measurements/recovery.md)
+DEFAULT_FT_FULL_EPOCHS = 24
 
 #: the --distill values that are not a file: no teacher, the unpruned start model, the model before each step
 DISTILL_CHOICES = ("none", "start", "previous")
@@ -32,8 +35,8 @@ DISTILL_CHOICES = ("none", "start", "previous")
 class PruningOptions:
     """How every method that prunes in steps removes filters and fine-tunes after each step."""
 
-    ft_epochs: int | None = option(None, "epochs of the unpruned start model's training (--start ft: the new head; "
-                                   "ft-full: every layer; default: --epochs)")
+    ft_epochs: int | None = option(None, "epochs of the unpruned start model's training (--start ft: the new head, "
+                                   f"default --epochs; ft-full: every layer, default {DEFAULT_FT_FULL_EPOCHS})")
     flops_step: float | None = option(0.1, "fraction of the original model's FLOPs removed per iteration")
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
@@ -101,11 +104,13 @@ _S = TypeVar("_S", bound="SearchConfig")
 class IterativeConfig(PruningOptions, CommonConfig):
     """Options of every method that prunes in steps and fine-tunes after each (search, prune)."""
 
-    start: str = option("ft", "the unpruned model pruning starts from: 'ft' (the paper's: the new head trained on "
-                        "the frozen pretrained layers for --ft-epochs) or 'ft-full' (every layer fine-tuned for "
-                        "--ft-epochs: the model you would otherwise ship; it is the end table's reference row, so "
-                        "train it to convergence: cub100 at 112 px gained 2.3 points from 12 to 24 epochs)",
-                        ("ft", "ft-full"))
+    start: str | None = option(None, "the unpruned model pruning starts from: 'ft' (the paper's: the new head "
+                               "trained on the frozen pretrained layers for --ft-epochs, default --epochs) or "
+                               "'ft-full' (every layer fine-tuned for --ft-epochs, default "
+                               f"{DEFAULT_FT_FULL_EPOCHS}: the model you would otherwise ship, shown as the end "
+                               "table's reference row); default: 'ft-full' for a search with --target-speedup or "
+                               "--target-flops-reduction, else 'ft' (with --from-ft: what that model was)",
+                               ("ft", "ft-full"))
     from_ft: str | None = option(None, "start from this saved unpruned model instead of training it (a 'finetune' "
                                  "run folder or model file of the same model and classes, --mode head for "
                                  "--start ft, --mode full for --start ft-full; --ft-epochs is then unused)")
@@ -124,11 +129,19 @@ class IterativeConfig(PruningOptions, CommonConfig):
     def resolved(self: _I) -> _I:
         """This configuration with every default that depends on other options written out as the value it
         takes (what the run folder's config.yaml records)."""
-        return dataclasses.replace(self, recover_epochs=self.recovery_epochs())
+        return dataclasses.replace(self, recover_epochs=self.recovery_epochs(), start=self.start_point(),
+                                   ft_epochs=None if self.from_ft else self.start_epochs())
+
+    def start_point(self) -> str:
+        """``--start``, or its default when not given: the paper's FT."""
+        return self.start or "ft"
 
     def start_epochs(self) -> int:
-        """``--ft-epochs``, or ``--epochs`` when not given: how long the unpruned start model trains."""
-        return self.epochs if self.ft_epochs is None else self.ft_epochs
+        """``--ft-epochs``, or its default: how long the unpruned start model trains (FT: --epochs; FT-Full:
+        its converged length)."""
+        if self.ft_epochs is not None:
+            return self.ft_epochs
+        return DEFAULT_FT_FULL_EPOCHS if self.start_point() == "ft-full" else self.epochs
 
     def validate(self) -> None:
         CommonConfig.validate(self)
@@ -179,6 +192,14 @@ class SearchConfig(IterativeConfig):
 
     def resolved(self: _S) -> _S:
         return dataclasses.replace(IterativeConfig.resolved(self), stop_rule=self.accuracy_stop())
+
+    def start_point(self) -> str:
+        """``--start``, or its default when not given: with a target, FT-Full (the user asked for a speed at
+        FT-Full's accuracy: it is the reference row, and pruning from it is measured at least as accurate, for
+        the compute of FT start plus a separate FT-Full run), else the paper's FT."""
+        if self.start is not None:
+            return self.start
+        return "ft-full" if self.target_speedup is not None or self.target_flops_reduction is not None else "ft"
 
     def accuracy_stop(self) -> str:
         """``--stop-rule``, or its default when not given: none when a target decides where the search ends."""

@@ -211,7 +211,8 @@ class Checkpoints:
         if any(k in taken for k in TARGETS):  # the target asked for now replaces the run's
             taken.update({k: None for k in TARGETS if k not in taken and hasattr(theirs, k)})
         for k, v in taken.items():
-            log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
+            if v != getattr(theirs, k):
+                log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
         return dataclasses.replace(theirs, **taken) if taken else theirs
 
 

@@ -50,7 +50,7 @@ from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_ta
 from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
-from .setup import Setup, prepare, require_classes
+from .setup import Setup, prepare, require_classes, saved_start
 from .finetune import finetune_phase
 from .soft import soft_prune_phase
 from .stopping import Stops
@@ -172,6 +172,8 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         before = Checkpoints.resume_config(type(cfg), type(cfg)(resume=cfg.resume))
         cfg = Checkpoints.resume_config(type(cfg), cfg)
         new_end = any(getattr(cfg, k, None) != getattr(before, k, None) for k in ENDS)
+    if cfg.start is None and cfg.from_ft:  # a saved start model is what it was trained as
+        cfg = dataclasses.replace(cfg, start=saved_start(cfg.from_ft))
     cfg = cfg.resolved()  # the defaults that depend on other options are recorded as what they were
     if cfg.cost == "latency" and world_size() > 1:
         raise ConfigError("--cost latency runs in one process: measure its latency table in one process "

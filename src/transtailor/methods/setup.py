@@ -5,6 +5,7 @@ data, then open (and claim) the run folder. Bad input writes nothing: the folder
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ..models.serialize import read_payload
 from ..models.timing import check_target, resolve_target
 from ..models.weights import load_checked
 from ..models.zoo import DEFAULT_IMAGE_SIZE, ModelBundle, create_model, native_image_size, wrap_module
-from ..runs import RunDir, holds_files
+from ..runs import SUMMARY_FILE, RunDir, holds_files
 from ..training import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("transtailor")
@@ -170,6 +171,18 @@ def load_ft_model(bundle: ModelBundle, classes: list[str], path: str, model_name
         raise ConfigError(f"--from-ft {path}: not an unpruned {model_name} with this head ({exc}); start from a "
                           "'finetune' run of it") from None
     log.info("starting from the saved model in %s", path)
+
+
+def saved_start(path: str) -> str | None:
+    """What a ``--from-ft`` model is, as a ``--start`` value: 'ft' or 'ft-full', read from the 'finetune' run
+    folder that holds it (its ``summary.json``); None when that cannot be told (a model file on its own)."""
+    where = Path(path).expanduser()
+    summary = (where if where.is_dir() else where.parent) / SUMMARY_FILE
+    try:
+        method = json.loads(summary.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {"ft": "ft", "ft_full": "ft-full"}.get(method)
 
 
 def _default_out(command: str, cfg: CommonConfig) -> Path:
