@@ -169,9 +169,9 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     if cfg.resume:
         restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
         recovered_before = _finished_recovery(RunDir(cfg.resume))
-        before = Checkpoints.resume_config(type(cfg), type(cfg)(resume=cfg.resume))
+        saved = RunDir(cfg.resume).read_config() if RunDir(cfg.resume).file(CONFIG_FILE).is_file() else {}
         cfg = Checkpoints.resume_config(type(cfg), cfg)
-        new_end = any(getattr(cfg, k, None) != getattr(before, k, None) for k in ENDS)
+        new_end = any(getattr(cfg, k, None) != saved.get(k) for k in ENDS if k in saved)
     if cfg.start is None and cfg.from_ft:  # a saved start model is what it was trained as
         cfg = dataclasses.replace(cfg, start=saved_start(cfg.from_ft))
     cfg = cfg.resolved()  # the defaults that depend on other options are recorded as what they were
@@ -276,15 +276,11 @@ def _finished_recovery(run: RunDir) -> tuple[tuple[int, int], IterationRecord] |
     return (int(run.read_config().get("recover_epochs") or 0), rec.iteration), rec
 
 
-#: the ends a deeper target or more iterations undo; an accuracy stop or a step that removed nothing stands
-_REACHED = ("target_flops_reduction", "target_speedup", "max_iterations")
-
-
 def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,
               path: Path) -> None:
     """Check that a run resumed with a new target or iteration limit can prune on from its last step: refused
     when the run is at or past the new end already, or was ended by something a new end does not undo."""
-    if state.stopped is not None and state.stopped not in _REACHED:
+    if state.stopped is not None and state.stopped not in ENDS:  # an end's stop reason is its option's name
         raise ConfigError(f"--resume {path}: this run ended by '{state.stopped}' after iteration {state.completed}, "
                           "not at its target: a new target does not continue it; start a new run (a stop rule ends "
                           "a search before its target unless --stop-rule none)")
