@@ -19,6 +19,9 @@
 #   caltechftfull caltech101, seed SEED: FT-Full at 112 px for EPOCHS (default "24 16") epochs: which converges
 #   caltechfull caltech101, seed SEED: FT-Full 12 epochs, then the default search's 10 % steps of 4 epochs to
 #              40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
+#   caltechfull24 caltech101, seed SEED: FT-Full 24 epochs, then the default search to 40 % fewer MACs from it
+#              (--start ft-full; the default recipe with a target), recovered for 24 epochs
+#   caltechlowres caltech101, seed SEED: FT-Full at 96 px, 24 epochs (the lower-resolution alternative)
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
@@ -114,6 +117,19 @@ case "$1" in
     run caltech-iterative40-from-ftfull12-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
         --image-size 112 --from-ft $out/caltech-ft-full-12ep-s$seed --start ft-full --epochs 4 \
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+  caltechfull24)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
+        --epochs 24
+    run caltech-iterative40-from-ftfull24-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
+        --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --epochs 4 \
+        --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+  caltechlowres)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    run caltech-ft-full-24ep-96px-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
+        --image-size 96 --epochs 24 ;;
   caltech)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -121,5 +137,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechlowres|seed|ftfullseed|family" >&2; exit 2 ;;
 esac
