@@ -21,6 +21,8 @@
 #              40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
 #   caltechfull24 caltech101, seed SEED: FT-Full 24 epochs, then the default search to 40 % fewer MACs from it
 #              (--start ft-full; the default recipe with a target), recovered for 24 epochs
+#   caltechteacher caltech101, seed SEED: caltechfull24's search with its FT-Full start as the teacher of every
+#              step and of the recovery (--distill start, weight 0.5, T = 4)
 #   caltechlowres caltech101, seed SEED: FT-Full at 96 px, 24 epochs (the lower-resolution alternative)
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
@@ -125,6 +127,14 @@ case "$1" in
     run caltech-iterative40-from-ftfull24-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
         --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --epochs 4 \
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+  caltechteacher)
+    seed=${SEED:-0}
+    out=benchmarks/results/recovery-caltech101
+    run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
+        --epochs 24
+    run caltech-iterative40-from-ftfull24-teacher-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
+        --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --distill start --epochs 4 \
+        --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltechlowres)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
@@ -137,5 +147,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechlowres|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family" >&2; exit 2 ;;
 esac
