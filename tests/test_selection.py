@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 
-from transtailor.config import SearchConfig
+from transtailor.config import FinetuneConfig, SearchConfig
 from transtailor.data import build_data
 from transtailor.methods import search
+from transtailor.methods.setup import _warn_small_validation
 from transtailor.methods.stopping import StopRule
 from transtailor.models import create_model, load_model
 from transtailor.models.heads import replace_head
@@ -83,3 +84,21 @@ def test_predictions_are_saved_and_every_selection_can_be_recomputed_from_them(t
 def test_a_small_validation_split_is_warned_about(tiny_folder, tmp_path, caplog):
     search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "r"), max_iterations=1, **TINY))
     assert any("the validation split has" in r.getMessage() and "per class" in r.getMessage() for r in caplog.records)
+
+
+def test_the_small_validation_warning_names_the_selections_this_run_makes(tiny_folder, caplog):
+    data = build_data(str(tiny_folder), image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, batch_size=8,
+                      val_fraction=0.3, seed=0, workers=0)
+
+    def warning(cfg):
+        caplog.clear()
+        _warn_small_validation(data, cfg)
+        (record,) = [r for r in caplog.records if "the validation split has" in r.getMessage()]
+        return record.getMessage()
+
+    finetune = warning(FinetuneConfig(epoch_choice="top1"))
+    assert "--epoch-choice top1) selects on it" in finetune and "stop rule" not in finetune
+    # no target: the loss rule decides where the search ends
+    assert "(--epoch-choice last) and the stop rule (--stop-rule loss) are made for this" in warning(SearchConfig())
+    with_target = warning(SearchConfig(target_flops_reduction=0.3))  # the target decides: no stop rule to name
+    assert "stop rule" not in with_target and "--epoch-choice last) is made for this" in with_target

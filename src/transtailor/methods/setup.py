@@ -102,7 +102,7 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     run.write_config({"command": command, **_absolute_paths(to_dict(cfg)), "out": str(Path(out).resolve())})
     log.info("%s: %s on %s (%s), %d classes, %s images train/val/test -> %s", command, cfg.model, cfg.data,
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
-    _warn_small_validation(data)
+    _warn_small_validation(data, cfg)
     return Setup(cfg, device, bundle, data, run, started)
 
 
@@ -110,14 +110,27 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
 FEW_VAL_PER_CLASS = 10
 
 
-def _warn_small_validation(data: DataBundle) -> None:
+def _warn_small_validation(data: DataBundle, cfg: object) -> None:
+    """Warn when one validation image moves top-1 by several points, naming the selections this run makes on
+    the validation split and which of them are built for that."""
     n = data.counts.get("val", 0)
-    if data.val_loader is not None and n < FEW_VAL_PER_CLASS * data.num_classes:
-        log.warning("the validation split has %d images (%.1f per class; one image is %.1f points of top-1): "
-                    "selections on it are noisy. The stop rule without a target (--stop-rule loss) and the "
-                    "epoch choice (--epoch-choice last) are made for this. More images in a val/ folder help; a larger "
-                    "--val-fraction takes them from training",
-                    n, n / data.num_classes, 100.0 / max(n, 1))
+    if data.val_loader is None or n >= FEW_VAL_PER_CLASS * data.num_classes:
+        return
+    robust, noisy = [], []
+    choice = getattr(cfg, "epoch_choice", "last")
+    (robust if choice == "last" else noisy).append(f"the epoch choice (--epoch-choice {choice})")
+    stop = cfg.accuracy_stop() if hasattr(cfg, "accuracy_stop") else None
+    if stop in ("loss", "paper"):
+        (robust if stop == "loss" else noisy).append(f"the stop rule (--stop-rule {stop})")
+    said = []
+    if noisy:
+        said.append(f"{' and '.join(noisy)} {'selects' if len(noisy) == 1 else 'select'} on it")
+    if robust:
+        said.append(f"{' and '.join(robust)} {'is' if len(robust) == 1 else 'are'} made for this")
+    log.warning("the validation split has %d images (%.1f per class; one image is %.1f points of top-1): "
+                "selections on it are noisy%s. More images in a val/ folder help; a larger --val-fraction takes "
+                "them from training", n, n / data.num_classes, 100.0 / max(n, 1),
+                "".join(f"; {x}" for x in said))
 
 
 def _check_input_size(model: nn.Module, size: int | None, name: str, device: torch.device) -> None:
