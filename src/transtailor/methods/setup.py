@@ -116,7 +116,8 @@ def _warn_small_validation(data: DataBundle, cfg: object) -> None:
     n = data.counts.get("val", 0)
     if data.val_loader is None or n >= FEW_VAL_PER_CLASS * data.num_classes:
         return
-    robust, noisy = [], []
+    robust: list[str] = []
+    noisy: list[str] = []
     choice = getattr(cfg, "epoch_choice", "last")
     (robust if choice == "last" else noisy).append(f"the epoch choice (--epoch-choice {choice})")
     stop = cfg.accuracy_stop() if hasattr(cfg, "accuracy_stop") else None
