@@ -162,6 +162,11 @@ class IterativeConfig(PruningOptions, CommonConfig):
                               f"{self.return_iteration}")
 
 
+#: the stop rules that end a search on validation accuracy, and every --stop-rule value
+ACCURACY_STOP_RULES = ("loss", "paper")
+STOP_RULES = (*ACCURACY_STOP_RULES, "none")
+
+
 @dataclass
 class SearchConfig(IterativeConfig):
     """``transtailor search``: the iterative TransTailor sub-model search (Algorithm 1)."""
@@ -182,7 +187,7 @@ class SearchConfig(IterativeConfig):
                                    "'paper' (val top-1 more than --tau points below the last kept sub-model), 'none' "
                                    "(the target alone); default: 'none' with --target-speedup or "
                                    "--target-flops-reduction (the speed asked for is reached, the recovery trains "
-                                   "the result), else 'loss'", ("loss", "paper", "none"))
+                                   "the result), else 'loss'", STOP_RULES)
     loss_tolerance: float = option(0.05, "stop rule loss: relative rise of the val loss over its lowest that stops")
     max_iterations: int = option(10, "stop after this many pruning iterations")
     target_flops_reduction: float | None = option(None, "stop once FLOPs are reduced by this fraction")

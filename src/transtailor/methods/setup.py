@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..config import CommonConfig, to_dict
+from ..config.commands import ACCURACY_STOP_RULES
 from ..data import DataBundle, build_data
 from ..data.recipes import recipe_image_size
 from ..distributed import barrier, init_from_env
@@ -121,7 +122,7 @@ def _warn_small_validation(data: DataBundle, cfg: object) -> None:
     choice = getattr(cfg, "epoch_choice", "last")
     (robust if choice == "last" else noisy).append(f"the epoch choice (--epoch-choice {choice})")
     stop = cfg.accuracy_stop() if hasattr(cfg, "accuracy_stop") else None
-    if stop in ("loss", "paper"):
+    if stop in ACCURACY_STOP_RULES:
         (robust if stop == "loss" else noisy).append(f"the stop rule (--stop-rule {stop})")
     said = []
     if noisy:

@@ -19,14 +19,13 @@ import logging
 import math
 from dataclasses import dataclass
 
+from ..config.commands import STOP_RULES
 from ..records import IterationRecord, RunState, StopCheck
 
 log = logging.getLogger("transtailor")
 
 #: a measured speed-up within this share below the target counts as reaching it (timing noise)
 SPEEDUP_TOLERANCE = 0.02
-
-STOP_RULES = ("loss", "paper", "none")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..config.commands import ACCURACY_STOP_RULES
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
 from ..runs import RunDir, read_json
@@ -174,7 +175,7 @@ def stop_reason(rows: list[IterationRecord], stopped: str | None) -> str:
 def unmet_target(run_dir: str | Path, kept: IterationRecord | None, stopped: str | None) -> str | None:
     """What to do when the accuracy stop rule ended a search before the speed-up or MAC reduction its
     options asked for; None when it did not."""
-    if stopped not in ("loss", "paper") or kept is None or not (Path(run_dir) / "config.yaml").is_file():
+    if stopped not in ACCURACY_STOP_RULES or kept is None or not (Path(run_dir) / "config.yaml").is_file():
         return None
     cfg = RunDir(run_dir).read_config()
     speedup, flops = cfg.get("target_speedup"), cfg.get("target_flops_reduction")
