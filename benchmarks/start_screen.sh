@@ -20,7 +20,7 @@
 #   caltechfull caltech101, seed SEED: FT-Full 12 epochs, then the default search's 10 % steps of 4 epochs to
 #              40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
 #   caltechfull24 caltech101, seed SEED: FT-Full 24 epochs, then the default search to 40 % fewer MACs from it
-#              (--start ft-full; the default recipe with a target), recovered for 24 epochs
+#              (--start ft-full; the default recipe with a target), recovered for RECOVER (default 24) epochs
 #   caltechteacher caltech101, seed SEED: caltechfull24's search with its FT-Full start as the teacher of every
 #              step and of the recovery (--distill start, weight 0.5, T = 4)
 #   caltechlowres caltech101, seed SEED: FT-Full at 96 px, 24 epochs (the lower-resolution alternative)
@@ -29,7 +29,8 @@
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
 #   family     cub100, seed SEED: efficientnet_lite1 and lite2 searched to 30 and 40 % fewer MACs and recovered
 #              24 epochs: the larger models of the family pruned to about lite0's latency
-# Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped)
+# Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped; THREADS, default 1,
+#        sets --threads)
 # Then:  python benchmarks/start_screen.py     (re-measures every returned model and writes the table)
 set -u
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ mkdir -p "$out"
 source benchmarks/_run.sh
 screen=benchmarks/results/recovery-screen-cub100
 ftfull12=$screen/ft-full-12ep-s0
-common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads 1 --workers 0 --no-latency --seed 0"
+common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads ${THREADS:-1} --workers 0 --no-latency --seed 0"
 ft_full_24() {  # cub100 FT-Full 24 epochs at 112 px, seed $1: the reference, and the FT-Full start
   run ft-full-24ep-s$1 finetune --mode full ${common/--seed 0/--seed $1} --image-size 112 --epochs 24
 }
@@ -124,17 +125,17 @@ case "$1" in
     out=benchmarks/results/recovery-caltech101
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
-    run caltech-iterative40-from-ftfull24-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
+    run caltech-iterative40-from-ftfull24-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} --seed $seed \
         --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --epochs 4 \
-        --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+        --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechteacher)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
-    run caltech-iterative40-from-ftfull24-teacher-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
-        --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --distill start --epochs 4 \
-        --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
+    run caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} \
+        --seed $seed --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --distill start \
+        --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechlowres)
     seed=${SEED:-0}
     out=benchmarks/results/recovery-caltech101
