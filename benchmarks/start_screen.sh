@@ -30,7 +30,8 @@
 #   family     cub100, seed SEED: efficientnet_lite1 and lite2 searched to 30 and 40 % fewer MACs and recovered
 #              24 epochs: the larger models of the family pruned to about lite0's latency
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped; THREADS, default 1,
-#        sets --threads)
+#        sets --threads, WORKERS, default 0, --workers; DATA_ROOT, default ../shared/data, holds cub100 and
+#        caltech101, e.g. a copy re-encoded by benchmarks/reencode.py for a GPU machine)
 # Then:  python benchmarks/start_screen.py     (re-measures every returned model and writes the table)
 set -u
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ mkdir -p "$out"
 source benchmarks/_run.sh
 screen=benchmarks/results/recovery-screen-cub100
 ftfull12=$screen/ft-full-12ep-s0
-common="--data ../shared/data/cub100 --model efficientnet_lite0 --cache --threads ${THREADS:-1} --workers 0 --no-latency --seed 0"
+common="--data ${DATA_ROOT:-../shared/data}/cub100 --model efficientnet_lite0 --cache --threads ${THREADS:-1} --workers ${WORKERS:-0} --no-latency --seed 0"
 ft_full_24() {  # cub100 FT-Full 24 epochs at 112 px, seed $1: the reference, and the FT-Full start
   run ft-full-24ep-s$1 finetune --mode full ${common/--seed 0/--seed $1} --image-size 112 --epochs 24
 }
