@@ -111,7 +111,7 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
 FEW_VAL_PER_CLASS = 10
 
 
-def _warn_small_validation(data: DataBundle, cfg: object) -> None:
+def _warn_small_validation(data: DataBundle, cfg: CommonConfig) -> None:
     """Warn when one validation image moves top-1 by several points, naming the selections this run makes on
     the validation split and which of them are built for that."""
     n = data.counts.get("val", 0)
