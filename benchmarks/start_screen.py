@@ -28,12 +28,14 @@ from _common import RESULTS, markdown_table
 
 SCREEN = RESULTS / "start-screen-cub100"
 CALTECH = RESULTS / "recovery-caltech101"
+CALTECH_GPU = RESULTS / "recovery-caltech101-gpu"  # benchmarks/gpu_grid.sh: trained on a GPU, re-encoded images
 RECOVERY = RESULTS / "recovery-screen-cub100"
 #: unpruned efficientnet_lite0 FT-Full runs at 112 px, the first one there is the speed reference (the
 #: run folders are not kept: caltech101's serve where cub100's are gone; 101 against 100 classes changes
 #: the MACs by less than 0.1 %)
 REFERENCES = (RECOVERY / "ft-full-12ep-s0", *(SCREEN / f"ft-full-24ep-s{seed}" for seed in range(3)),
-              *(CALTECH / f"caltech-ft-full-{e}ep-s0" for e in (24, 12)))
+              *(CALTECH / f"caltech-ft-full-{e}ep-s0" for e in (24, 12)),
+              *(CALTECH_GPU / f"caltech-ft-full-24ep-s{seed}" for seed in range(3)))  # no model file: MACs only
 TARGETS = ("onnxruntime", "cpu")
 BASE_MODEL = "efficientnet_lite0"  # every speed-up and compute is against it
 
@@ -53,12 +55,15 @@ def model_file(run: Path) -> Path:
 
 
 def measure(run: Path, threads: int) -> None:
+    if not model_file(run).is_file():  # a GPU grid brings back only its searches' models
+        print(f"{run.name}: no model file, speed not measured")
+        return
     for target in TARGETS:
         out = run / f"latency-{target}.json"
         if out.is_file():
             continue
         own = run / "iter_000" / "model.pt"
-        reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else reference_run() / "model.pt"
+        reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else reference_run("model.pt") / "model.pt"
         subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(reference),
                         "--latency-target", target, "--threads", str(threads), "--rounds", "7",
                         "--output", str(out)], check=True)
@@ -93,9 +98,10 @@ def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
     return total + recover * (its[s["best_iteration"]]["macs"] / m0 + teacher)
 
 
-def reference_run() -> Path:
+def reference_run(needs: str = "summary.json") -> Path:
+    """The first of ``REFERENCES`` that holds the file ``needs``."""
     for run in REFERENCES:
-        if (run / "summary.json").is_file():
+        if (run / needs).is_file():
             return run
     raise SystemExit(f"no unpruned {BASE_MODEL} FT-Full run at 112 px to measure against: run "
                      "`bash benchmarks/start_screen.sh ftfullseed` (SEED=0) or `caltechftfull` first")
@@ -143,8 +149,11 @@ def main() -> None:
     ap.add_argument("--no-measure", action="store_true", help="table only, from the latency files there")
     args = ap.parse_args()
     screens = [(SCREEN, [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0", *sorted(SCREEN.iterdir())],
-                "cub100"), (CALTECH, sorted(CALTECH.iterdir()) if CALTECH.is_dir() else [], "caltech101")]
-    for folder, candidates, data in screens:
+                "cub100", "the dev CPU"),
+               (CALTECH, sorted(CALTECH.iterdir()) if CALTECH.is_dir() else [], "caltech101", "the dev CPU"),
+               (CALTECH_GPU, sorted(CALTECH_GPU.iterdir()) if CALTECH_GPU.is_dir() else [],
+                "caltech101 re-encoded by benchmarks/reencode.py (benchmarks/gpu_grid.sh)", "a GPU")]
+    for folder, candidates, data, trained in screens:
         found = runs(candidates)
         rows = kept_rows(folder / "table.md", {label for label, _ in found})
         for label, run in found:
@@ -156,7 +165,7 @@ def main() -> None:
             continue
         table = markdown_table(["run", "px", "MACs fewer %", "ONNX Runtime speed-up", "eager speed-up",
                                 "val top-1 %", "test top-1 %", "compute (FT-Full epochs)"], rows)
-        head = (f"{data}, {BASE_MODEL} unless named, seed as named, dev CPU; speed-ups at batch 32, {args.threads} "
+        head = (f"{data}, {BASE_MODEL} unless named, seed as named, trained on {trained}; speed-ups on the dev CPU at batch 32, {args.threads} "
                 f"threads, against the unpruned {BASE_MODEL} at 112 px, median [min-max] of 7 rounds in a fresh "
                 f"process; compute in epochs of {BASE_MODEL}'s FT-Full at 112 px\n\n")
         text = head + table + "\n" + seeds_table(rows)

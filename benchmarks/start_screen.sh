@@ -31,12 +31,15 @@
 #              24 epochs: the larger models of the family pruned to about lite0's latency
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped; THREADS, default 1,
 #        sets --threads, WORKERS, default 0, --workers; DATA_ROOT, default ../shared/data, holds cub100 and
-#        caltech101, e.g. a copy re-encoded by benchmarks/reencode.py for a GPU machine)
+#        caltech101, e.g. a copy re-encoded by benchmarks/reencode.py for a GPU machine; CALTECH_OUT, default
+#        benchmarks/results/recovery-caltech101, where the caltech101 jobs write: benchmarks/gpu_grid.sh)
 # Then:  python benchmarks/start_screen.py     (re-measures every returned model and writes the table)
 set -u
 cd "$(dirname "$0")/.."
 out=benchmarks/results/start-screen-cub100
 mkdir -p "$out"
+caltech=${CALTECH_OUT:-benchmarks/results/recovery-caltech101}  # the caltech101 jobs' results
+mkdir -p "$caltech"
 source benchmarks/_run.sh
 screen=benchmarks/results/recovery-screen-cub100
 ftfull12=$screen/ft-full-12ep-s0
@@ -92,7 +95,7 @@ case "$1" in
     done ;;
   caltech24)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     r8=$out/caltech-search-40-recover8-s$seed
     r24=$out/caltech-search-40-recover24-s$seed
     if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
@@ -103,19 +106,19 @@ case "$1" in
     ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
   caltechseed)
     seed=${SEED:?set SEED}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     run caltech-search-40-recover24-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltechftfull)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     for e in ${EPOCHS:-24 16}; do
       run caltech-ft-full-${e}ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
           --image-size 112 --epochs $e
     done ;;
   caltechfull)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     run caltech-ft-full-12ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 12
     run caltech-iterative40-from-ftfull12-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
@@ -123,7 +126,7 @@ case "$1" in
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltechfull24)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
     run caltech-iterative40-from-ftfull24-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} --seed $seed \
@@ -131,7 +134,7 @@ case "$1" in
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechteacher)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
     run caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} \
@@ -139,13 +142,12 @@ case "$1" in
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechlowres)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
+    out=$caltech
     run caltech-ft-full-24ep-96px-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
         --image-size 96 --epochs 24 ;;
   caltech)
     seed=${SEED:-0}
-    out=benchmarks/results/recovery-caltech101
-    mkdir -p "$out"
+    out=$caltech
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
