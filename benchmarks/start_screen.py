@@ -50,6 +50,11 @@ def runs(folders: list[Path]) -> list[tuple[str, Path]]:
     return [(p.name, p) for p in folders if (p / "summary.json").is_file()]
 
 
+def listing(folder: Path) -> list[Path]:
+    """The run folders in ``folder`` (none where it is not there)."""
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
 def model_file(run: Path) -> Path:
     return run / "best" / "model.pt" if (run / "best").is_dir() else run / "model.pt"
 
@@ -150,8 +155,8 @@ def main() -> None:
     args = ap.parse_args()
     screens = [(SCREEN, [RECOVERY / "ft-full-12ep-s0", RECOVERY / "search-40-recover8-s0", *sorted(SCREEN.iterdir())],
                 "cub100", "the dev CPU"),
-               (CALTECH, sorted(CALTECH.iterdir()) if CALTECH.is_dir() else [], "caltech101", "the dev CPU"),
-               (CALTECH_GPU, sorted(CALTECH_GPU.iterdir()) if CALTECH_GPU.is_dir() else [],
+               (CALTECH, listing(CALTECH), "caltech101", "the dev CPU"),
+               (CALTECH_GPU, listing(CALTECH_GPU),
                 "caltech101 re-encoded by benchmarks/reencode.py (benchmarks/gpu_grid.sh)", "a GPU")]
     for folder, candidates, data, trained in screens:
         found = runs(candidates)

@@ -38,8 +38,7 @@ set -u
 cd "$(dirname "$0")/.."
 out=benchmarks/results/start-screen-cub100
 mkdir -p "$out"
-caltech=${CALTECH_OUT:-benchmarks/results/recovery-caltech101}  # the caltech101 jobs' results
-mkdir -p "$caltech"
+case "${1:-}" in caltech*) out=${CALTECH_OUT:-benchmarks/results/recovery-caltech101}; mkdir -p "$out" ;; esac  # caltech101's
 source benchmarks/_run.sh
 screen=benchmarks/results/recovery-screen-cub100
 ftfull12=$screen/ft-full-12ep-s0
@@ -95,7 +94,6 @@ case "$1" in
     done ;;
   caltech24)
     seed=${SEED:-0}
-    out=$caltech
     r8=$out/caltech-search-40-recover8-s$seed
     r24=$out/caltech-search-40-recover24-s$seed
     if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
@@ -106,19 +104,16 @@ case "$1" in
     ${TT:-transtailor} search --resume "$r24" --recover-epochs 24 ;;
   caltechseed)
     seed=${SEED:?set SEED}
-    out=$caltech
     run caltech-search-40-recover24-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltechftfull)
     seed=${SEED:-0}
-    out=$caltech
     for e in ${EPOCHS:-24 16}; do
       run caltech-ft-full-${e}ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
           --image-size 112 --epochs $e
     done ;;
   caltechfull)
     seed=${SEED:-0}
-    out=$caltech
     run caltech-ft-full-12ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 12
     run caltech-iterative40-from-ftfull12-recover24-s$seed search ${common/cub100/caltech101} --seed $seed \
@@ -126,7 +121,6 @@ case "$1" in
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 ;;
   caltechfull24)
     seed=${SEED:-0}
-    out=$caltech
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
     run caltech-iterative40-from-ftfull24-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} --seed $seed \
@@ -134,7 +128,6 @@ case "$1" in
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechteacher)
     seed=${SEED:-0}
-    out=$caltech
     run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 24
     run caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} \
@@ -142,12 +135,10 @@ case "$1" in
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechlowres)
     seed=${SEED:-0}
-    out=$caltech
     run caltech-ft-full-24ep-96px-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
         --image-size 96 --epochs 24 ;;
   caltech)
     seed=${SEED:-0}
-    out=$caltech
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
