@@ -25,6 +25,8 @@ def test_precedence_default_preset_file_flags(tmp_path):
         ({"mode": "half"}, "--mode must be one of head, full"),
         ({"lr_head": "-0.1"}, "--lr-head must not be negative"),
         ({"preset": "fast"}, "unknown preset"),
+        ({"label_smoothing": "1"}, "--label-smoothing must be in [0, 1)"),
+        ({"label_smoothing": "-0.1"}, "--label-smoothing must be in [0, 1)"),
     ],
 )
 def test_nonsense_values_are_refused(flags, words):

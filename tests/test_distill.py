@@ -5,12 +5,14 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 from transtailor.config import SearchConfig
 from transtailor.errors import ConfigError
 from transtailor.methods import search
 from transtailor.models import create_model
 from transtailor.training.distill import Distiller
+from transtailor.training.loop import train_epoch
 
 from conftest import TINY as _TINY
 
@@ -40,6 +42,25 @@ def test_the_distillation_loss_is_its_formula():
     kl = (pt * (torch.log(pt) - log_ps)).sum() / len(x)
     ce = -(s - torch.log(torch.exp(s).sum(1, keepdim=True)))[torch.arange(5), y].mean()
     torch.testing.assert_close(Distiller(teacher, w, t)(s, y, x), ((1 - w) * ce + w * t * t * kl).detach())
+
+
+def test_label_smoothing_is_its_formula_in_training_and_in_the_distillation_mix():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    x, y, eps = torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 2, 3, 0, 1]), 0.2
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(x), 1)
+    # the target keeps 1 - eps on its class and spreads eps evenly over all 4 classes
+    target = torch.full((6, 4), eps / 4) + (1 - eps) * F.one_hot(y, 4)
+    smoothed = -(target * log_p).sum(1).mean()
+    loader = DataLoader(TensorDataset(x, y), batch_size=6)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    trained = train_epoch(model, loader, opt, torch.device("cpu"), label_smoothing=eps)
+    assert trained["train_loss"] == pytest.approx(smoothed.item(), rel=1e-5)
+    plain = train_epoch(model, loader, opt, torch.device("cpu"))["train_loss"]
+    assert plain == pytest.approx(F.nll_loss(log_p, y).item(), rel=1e-5) and plain != pytest.approx(smoothed.item())
+    mix = Distiller(model, weight=0.0, temperature=4.0, label_smoothing=eps)  # weight 0: its cross-entropy alone
+    assert mix(model(x), y, x).item() == pytest.approx(smoothed.item(), rel=1e-5)
 
 
 def test_search_distillation_acts_on_the_fine_tuning_by_its_weight(tiny_folder, tmp_path):

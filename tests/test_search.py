@@ -315,6 +315,35 @@ def test_a_finished_run_resumed_with_more_recovery_epochs_keeps_the_earlier_reco
         json.loads((out / "recovered" / "metrics.json").read_text())).test_top1
 
 
+def test_a_finished_run_resumed_with_a_teacher_recovers_again_and_a_run_with_steps_left_refuses(tiny_folder,
+                                                                                                 tmp_path):
+    out = tmp_path / "r"
+    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                        **dict(TINY, recover_epochs=1)))
+    first, config = (out / "recovered" / "model.pt").read_bytes(), (out / "config.yaml").read_text()
+    # pruning on would train a step with the new options: refused before anything is written
+    with pytest.raises(ConfigError, match="--label-smoothing 0.1 would change only a finished run's recovery"):
+        search(SearchConfig(resume=str(out), max_iterations=2, label_smoothing=0.1))
+    assert (out / "config.yaml").read_text() == config
+    iterations = (out / "iterations.json").read_text()
+    search(SearchConfig(resume=str(out), distill="start", label_smoothing=0.1))
+    assert (out / "iterations.json").read_text() == iterations  # the steps are not run again
+    assert (out / "recovered_1" / "model.pt").read_bytes() == first != (out / "recovered" / "model.pt").read_bytes()
+
+    def trained_with(folder: str) -> dict:
+        return json.loads((out / folder / "metrics.json").read_text())["recovery"]
+
+    assert trained_with("recovered") == {"distill": "start", "distill_weight": 0.5, "distill_temperature": 4.0,
+                                         "label_smoothing": 0.1}
+    assert trained_with("recovered_1")["distill"] == "none" and trained_with("recovered_1")["label_smoothing"] == 0
+    again = (out / "recovered" / "model.pt").read_bytes()
+    search(SearchConfig(resume=str(out)))  # the same recovery options: the recovery is kept
+    assert not (out / "recovered_2").exists() and (out / "recovered" / "model.pt").read_bytes() == again
+    search(SearchConfig(resume=str(out), label_smoothing=0.2))  # another one: recovered again
+    assert (out / "recovered_2" / "model.pt").read_bytes() == again
+    assert trained_with("recovered") == dict(trained_with("recovered_2"), label_smoothing=0.2)
+
+
 def test_a_target_the_stop_rule_kept_from_says_how_to_reach_it(tmp_path):
     kept = IterationRecord(iteration=2, phase="finetune", test_loss=1.0, test_top1=80.0, macs=70, params=1,
                            flops_reduction=0.2, speedup_batch=1.21)

@@ -79,6 +79,8 @@ class TrainingOptions:
     lr_backbone: float = option(0.005, "learning rate of the pretrained layers")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(0.005, "SGD weight decay")
+    label_smoothing: float = option(0.0, "label smoothing of the training cross-entropy (e.g. 0.1): each image's "
+                                    "target keeps 1 - this on its class and spreads the rest over all classes")
     regularizer: str = option("none", "transfer regulariser during fine-tuning: l2 (towards zero), l2sp (towards "
                               "the starting weights), delta (feature maps towards the starting model's, with "
                               "channel attention); replaces --weight-decay", ("none", "l2", "l2sp", "delta"))
@@ -95,6 +97,8 @@ class TrainingOptions:
         _non_negative(self, "epochs", "lr_head", "lr_backbone", "momentum", "weight_decay", "reg_beta")
         if self.reg_alpha is not None:
             _non_negative(self, "reg_alpha")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass

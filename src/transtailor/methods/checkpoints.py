@@ -52,6 +52,10 @@ RECOVERED_DIR = "recovered"
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
                     "return_iteration", "reference")
 
+#: how the returned sub-model's recovery trains besides its length (``recover_epochs``): taken on resuming a
+#: finished run, whose recovery they re-do; refused where steps are still to train, which they would change
+RECOVERY_OPTIONS = ("distill", "distill_weight", "distill_temperature", "label_smoothing")
+
 #: where a run ends: a run resumed with a deeper target or more iterations prunes on from its last step (its
 #: steps so far are kept); giving one of the two targets replaces the other
 ENDS = ("target_flops_reduction", "target_speedup", "max_iterations")
@@ -201,7 +205,7 @@ class Checkpoints:
             mine = getattr(cfg, f.name)
             if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
                 continue
-            if f.name in RESUME_OVERRIDES or f.name in ENDS:
+            if f.name in RESUME_OVERRIDES or f.name in ENDS or f.name in RECOVERY_OPTIONS:
                 taken[f.name] = mine
             else:
                 conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")

@@ -45,7 +45,8 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
     """Train the setup's model in place (``head`` or ``full``); log every epoch to the run folder.
 
     ``full`` training uses the configured transfer regulariser (``--regularizer``), anchored at the
-    weights the phase starts from.
+    weights the phase starts from; without a ``criterion`` the loss is cross-entropy with
+    ``--label-smoothing`` (a :class:`~transtailor.training.distill.Distiller` is built with it).
     """
     model = s.bundle.model
     if mode == "head":
@@ -66,7 +67,8 @@ def finetune_phase(s: Setup, mode: str, epochs: int, phase: str, extra: dict[str
     try:
         res = fit(model, s.data.train_loader, s.data.val_loader, opt, s.device, epochs=epochs,
                   schedule=s.cfg.schedule, penalty=reg, phase=phase, on_epoch=on_epoch, after_train=after_train,
-                  criterion=criterion, epoch_choice=s.cfg.epoch_choice, warmup_epochs=warmup_epochs)
+                  criterion=criterion, epoch_choice=s.cfg.epoch_choice, warmup_epochs=warmup_epochs,
+                  label_smoothing=s.cfg.label_smoothing)
     finally:
         if reg is not None:
             reg.remove()

@@ -27,7 +27,7 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig
+from ..config import IterativeConfig, to_dict
 from ..config.commands import DISTILL_CHOICES
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
@@ -47,7 +47,7 @@ from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, STATE_FILE, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start
@@ -172,6 +172,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         saved = RunDir(cfg.resume).read_config() if RunDir(cfg.resume).file(CONFIG_FILE).is_file() else {}
         cfg = Checkpoints.resume_config(type(cfg), cfg)
         new_end = any(getattr(cfg, k, None) != saved.get(k) for k in ENDS if k in saved)
+        _check_recovery_change(cfg, saved, new_end)
     if cfg.start is None and cfg.from_ft:  # a saved start model is what it was trained as
         cfg = dataclasses.replace(cfg, start=saved_start(cfg.from_ft))
     cfg = cfg.resolved()  # the defaults that depend on other options are recorded as what they were
@@ -238,7 +239,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     compute = sum(r.compute or 0.0 for r in iterations)
     if cfg.recovery_epochs():
         before_recovery = best_rec.test_top1
-        if recovered_before is not None and recovered_before[0] == (cfg.recovery_epochs(), returned):
+        if recovered_before is not None and recovered_before[0] == _recovery_key(to_dict(cfg), returned):
             best_rec = recovered_before[1]  # a finished run resumed for another --reference: kept as it is
         else:
             best_rec = _recover(s, loop, returned, macs0)
@@ -266,14 +267,45 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     return SearchResult(best, summary, iterations, run.path)
 
 
-def _finished_recovery(run: RunDir) -> tuple[tuple[int, int], IterationRecord] | None:
-    """A finished run's recovery: ((its --recover-epochs, the iteration it recovered), its record), or None
-    when the run did not finish (no summary) or recovered nothing."""
+def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:
+    """How a recovery trains besides its length (:data:`RECOVERY_OPTIONS`), from a config (a run's config.yaml:
+    an option it lacks, written before the option existed, had its default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(IterativeConfig)}
+    return {k: config.get(k, defaults[k]) for k in RECOVERY_OPTIONS}
+
+
+def _recovery_key(config: dict[str, Any], iteration: int) -> tuple[Any, ...]:
+    """What makes two recoveries the same: their length, their training options, the iteration recovered."""
+    return int(config.get("recover_epochs") or 0), tuple(sorted(_recovery_options(config).items())), iteration
+
+
+def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] | None:
+    """A finished run's recovery: (its :func:`_recovery_key`, its record), or None when the run did not finish
+    (no summary) or recovered nothing."""
     recovered = run.path / RECOVERED_DIR / "metrics.json"
     if not (run.file(SUMMARY_FILE).is_file() and recovered.is_file() and run.file(CONFIG_FILE).is_file()):
         return None
     rec = IterationRecord.from_json(read_json(recovered))
-    return (int(run.read_config().get("recover_epochs") or 0), rec.iteration), rec
+    config = {**run.read_config(), **rec.extra.get("recovery", {})}  # the record says how it was trained
+    return _recovery_key(config, rec.iteration), rec
+
+
+def _check_recovery_change(cfg: IterativeConfig, saved: dict[str, Any], new_end: bool) -> None:
+    """Refuse a resume that changes how the recovery trains (:data:`RECOVERY_OPTIONS`) where steps are still to
+    train: the new options would train them too, and the run would no longer be one recipe."""
+    before, now = _recovery_options(saved), _recovery_options(to_dict(cfg))
+    changed = [f"--{k.replace('_', '-')} {now[k]}" for k in RECOVERY_OPTIONS if now[k] != before[k]]
+    if not changed:
+        return
+    assert cfg.resume is not None
+    state_file = RunDir(cfg.resume).file(STATE_FILE)
+    finished = state_file.is_file() and RunState.from_json(read_json(state_file)).stopped is not None
+    if new_end or not finished:
+        raise ConfigError(f"--resume {cfg.resume}: {', '.join(changed)} would change only a finished run's "
+                          "recovery, and this run still has steps to train; drop "
+                          f"{'them' if len(changed) > 1 else 'it'} (the steps keep the run's own), or start a "
+                          "new run")
+    log.info("the recovery trains with %s (the steps were trained with the run's own)", ", ".join(changed))
 
 
 def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,
@@ -404,6 +436,7 @@ def _recover(s: Setup[IterativeConfig], loop: _Loop, best: int, macs0: int) -> I
     rec, evaluated = _evaluate_and_measure(s, best, "recover", macs0, fitted, loop.timing, loop.original)
     rec.seconds = {"finetune": seconds}
     rec.compute = epochs_equivalent(cfg.recovery_epochs(), rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
+    rec.extra["recovery"] = _recovery_options(to_dict(cfg))  # config.yaml says only the latest recovery's
     ckpt.save_recovered(rec, s.bundle, _meta(s, rec), evaluated)
     log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recovery_epochs(), rec.test_top1)
     return rec
@@ -453,7 +486,7 @@ def _distiller(s: Setup[IterativeConfig], teacher: nn.Module | None) -> Distille
     """The fine-tuning's criterion: plain cross-entropy (None) without a teacher, else the distillation mix."""
     if teacher is None:
         return None
-    return Distiller(teacher, s.cfg.distill_weight, s.cfg.distill_temperature)
+    return Distiller(teacher, s.cfg.distill_weight, s.cfg.distill_temperature, s.cfg.label_smoothing)
 
 
 def _macs(model: nn.Module | None, image_size: int) -> int | None:

@@ -1,7 +1,7 @@
 """Knowledge distillation during fine-tuning: the sub-model also learns the teacher's soft outputs.
 
 loss = (1 − w) · CE(student, y) + w · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
-(Hinton et al. 2015). The teacher runs in eval mode with no gradients, on the same augmented batch.
+(Hinton et al. 2015), the cross-entropy with the training's label smoothing. The teacher runs in eval mode with no gradients, on the same augmented batch.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import torch.nn.functional as F
 class Distiller:
     """A training criterion ``(logits, targets, images) -> loss`` that mixes in the teacher's outputs."""
 
-    def __init__(self, teacher: nn.Module, weight: float = 0.5, temperature: float = 4.0) -> None:
+    def __init__(self, teacher: nn.Module, weight: float = 0.5, temperature: float = 4.0,
+                 label_smoothing: float = 0.0) -> None:
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.weight, self.temperature = weight, temperature
+        self.weight, self.temperature, self.label_smoothing = weight, temperature, label_smoothing
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        ce = F.cross_entropy(logits, targets)
+        ce = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         with torch.no_grad():
             soft = F.softmax(self.teacher(images).float() / self.temperature, dim=1)
         t = self.temperature

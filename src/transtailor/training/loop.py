@@ -105,8 +105,11 @@ def train_epoch(
     desc: str = "train",
     net: nn.Module | None = None,
     criterion: Criterion | None = None,
+    label_smoothing: float = 0.0,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and top-1 accuracy (%) over every rank's images.
+
+    The loss is ``criterion`` when given, else cross-entropy with ``label_smoothing``.
 
     Under torchrun the forward and backward run through DistributedDataParallel (gradients averaged
     over the ranks); ``net`` is that wrapper when the caller keeps one for several epochs.
@@ -123,7 +126,8 @@ def train_epoch(
         x, y = _to(device, x, y)
         with autocast_for(device):
             logits = net(x)
-            loss = F.cross_entropy(logits, y) if criterion is None else criterion(logits, y, x)
+            loss = (F.cross_entropy(logits, y, label_smoothing=label_smoothing) if criterion is None
+                    else criterion(logits, y, x))
             if penalty is not None:
                 loss = loss + penalty(model)
         if any_rank(not bool(torch.isfinite(loss)), device):  # every rank stops together
@@ -212,13 +216,15 @@ def fit(
     criterion: Criterion | None = None,
     epoch_choice: str = "last",
     warmup_epochs: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> FitResult:
     """Train ``epochs`` epochs, pick the epoch to keep by ``epoch_choice`` (:data:`EPOCH_CHOICES`) and
     restore its weights.
 
     Without a validation loader the last epoch is kept. ``after_train(epoch)`` runs after each
     epoch's training, before its evaluation; ``on_epoch`` receives each epoch's record. The learning rate
-    warms up linearly over the first ``warmup_epochs`` (see :func:`make_schedule`).
+    warms up linearly over the first ``warmup_epochs`` (see :func:`make_schedule`). Without a ``criterion``
+    the loss is cross-entropy with ``label_smoothing``; a criterion applies its own.
     """
     result = FitResult()
     if epoch_choice not in EPOCH_CHOICES:
@@ -234,7 +240,7 @@ def fit(
         record: dict[str, Any] = {"phase": phase, "epoch": epoch}
         record.update(train_epoch(model, train_loader, optimizer, device, scheduler=scheduler,
                                   penalty=penalty, desc=f"{phase} {epoch}/{epochs}", net=net,
-                                  criterion=criterion))
+                                  criterion=criterion, label_smoothing=label_smoothing))
         sync_model(model)  # BatchNorm statistics drift apart by the last step's update
         if after_train is not None:
             after_train(epoch)
