@@ -71,6 +71,10 @@ class Checkpoints:
     def folder(self, it: int) -> Path:
         return self.run.path / f"iter_{it:03d}"
 
+    def finished(self) -> bool:
+        """Whether the loop has ended (``state.json`` says why): nothing but the recovery is left to train."""
+        return self.has_state() and RunState.from_json(read_json(self.run.file(STATE_FILE))).stopped is not None
+
     def has_state(self) -> bool:
         """Whether an iteration was committed (a run killed during FT has none and starts over)."""
         return self.run.file(STATE_FILE).is_file()
@@ -212,6 +216,13 @@ class Checkpoints:
         if conflicts:
             raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
                               "start a new run")
+        recovery = [f"--{k.replace('_', '-')} {taken[k]}" for k in RECOVERY_OPTIONS if k in taken]
+        if recovery and (any(k in taken for k in ENDS) or not Checkpoints(run).finished()):
+            # the new options would train the remaining steps too, and the run would no longer be one recipe
+            raise ConfigError(f"--resume {cfg.resume}: {', '.join(recovery)} would change only a finished run's "
+                              "recovery, and this run still has steps to train; drop "
+                              f"{'them' if len(recovery) > 1 else 'it'} (the steps keep the run's own), or start "
+                              "a new run")
         if any(k in taken for k in TARGETS):  # the target asked for now replaces the run's
             taken.update({k: None for k in TARGETS if k not in taken and hasattr(theirs, k)})
         for k, v in taken.items():

@@ -47,7 +47,7 @@ from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, STATE_FILE, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start
@@ -172,7 +172,6 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         saved = RunDir(cfg.resume).read_config() if RunDir(cfg.resume).file(CONFIG_FILE).is_file() else {}
         cfg = Checkpoints.resume_config(type(cfg), cfg)
         new_end = any(getattr(cfg, k, None) != saved.get(k) for k in ENDS if k in saved)
-        _check_recovery_change(cfg, saved, new_end)
     if cfg.start is None and cfg.from_ft:  # a saved start model is what it was trained as
         cfg = dataclasses.replace(cfg, start=saved_start(cfg.from_ft))
     cfg = cfg.resolved()  # the defaults that depend on other options are recorded as what they were
@@ -288,24 +287,6 @@ def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] |
     rec = IterationRecord.from_json(read_json(recovered))
     config = {**run.read_config(), **rec.extra.get("recovery", {})}  # the record says how it was trained
     return _recovery_key(config, rec.iteration), rec
-
-
-def _check_recovery_change(cfg: IterativeConfig, saved: dict[str, Any], new_end: bool) -> None:
-    """Refuse a resume that changes how the recovery trains (:data:`RECOVERY_OPTIONS`) where steps are still to
-    train: the new options would train them too, and the run would no longer be one recipe."""
-    before, now = _recovery_options(saved), _recovery_options(to_dict(cfg))
-    changed = [f"--{k.replace('_', '-')} {now[k]}" for k in RECOVERY_OPTIONS if now[k] != before[k]]
-    if not changed:
-        return
-    assert cfg.resume is not None
-    state_file = RunDir(cfg.resume).file(STATE_FILE)
-    finished = state_file.is_file() and RunState.from_json(read_json(state_file)).stopped is not None
-    if new_end or not finished:
-        raise ConfigError(f"--resume {cfg.resume}: {', '.join(changed)} would change only a finished run's "
-                          "recovery, and this run still has steps to train; drop "
-                          f"{'them' if len(changed) > 1 else 'it'} (the steps keep the run's own), or start a "
-                          "new run")
-    log.info("the recovery trains with %s (the steps were trained with the run's own)", ", ".join(changed))
 
 
 def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,

@@ -1,7 +1,8 @@
 """Knowledge distillation during fine-tuning: the sub-model also learns the teacher's soft outputs.
 
 loss = (1 − w) · CE(student, y) + w · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
-(Hinton et al. 2015), the cross-entropy with the training's label smoothing. The teacher runs in eval mode with no gradients, on the same augmented batch.
+(Hinton et al. 2015), the cross-entropy with the training's label smoothing. The teacher runs in eval mode
+with no gradients, on the same augmented batch.
 """
 
 from __future__ import annotations
