@@ -55,27 +55,36 @@ def listing(folder: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
-def model_file(run: Path) -> Path:
+#: a search's lower-resolution candidate (--resolution): its own row, ``<run>:resolution``, measured into
+#: ``latency-resolution-<target>.json``; the run's own row is then its pruned sub-model, returned or not
+CANDIDATE = "resolution"
+
+
+def model_file(run: Path, which: str = "") -> Path:
+    if which == CANDIDATE:
+        return run / CANDIDATE / "model.pt"
+    if (run / CANDIDATE / "model.pt").is_file():  # the pruned sub-model, whichever of the two was returned
+        return run / "recovered" / "model.pt"
     return run / "best" / "model.pt" if (run / "best").is_dir() else run / "model.pt"
 
 
-def measure(run: Path, threads: int) -> None:
-    if not model_file(run).is_file():  # a GPU grid brings back only its searches' models
+def measure(run: Path, threads: int, which: str = "") -> None:
+    if not model_file(run, which).is_file():  # a GPU grid brings back only its searches' models
         print(f"{run.name}: no model file, speed not measured")
         return
     for target in TARGETS:
-        out = run / f"latency-{target}.json"
+        out = run / f"latency-{which + '-' if which else ''}{target}.json"
         if out.is_file():
             continue
         own = run / "iter_000" / "model.pt"
         reference = own if own.is_file() and config(run)["model"] == BASE_MODEL else reference_run("model.pt") / "model.pt"
-        subprocess.run(["transtailor", "benchmark", str(model_file(run)), "--reference", str(reference),
+        subprocess.run(["transtailor", "benchmark", str(model_file(run, which)), "--reference", str(reference),
                         "--latency-target", target, "--threads", str(threads), "--rounds", "7",
                         "--output", str(out)], check=True)
 
 
-def speedup(run: Path, target: str) -> str:
-    path = run / f"latency-{target}.json"
+def speedup(run: Path, target: str, which: str = "") -> str:
+    path = run / f"latency-{which + '-' if which else ''}{target}.json"
     if not path.is_file():
         return "-"
     row = json.loads(path.read_text())["models"][1]
@@ -123,13 +132,42 @@ def kept_rows(table: Path, present: set[str]) -> list[list[str]]:
     rows = []
     for line in table.read_text().split("\n\nOver seeds")[0].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 8 and cells[0] not in ("run", "---") and cells[0] not in present:
+        if line.startswith("| ") and len(cells) == 8 and cells[0] not in ("run", "---") and \
+                cells[0].split(":")[0] not in present:  # a run's candidate row goes with it
             rows.append(cells)
     return rows
 
 
+def pruned_summary(s: dict[str, Any], run: Path) -> dict[str, Any]:
+    """A search summary as if its pruned sub-model were returned: the run's own row (a returned lower-resolution
+    candidate replaces the top-level record; the candidate's compute is its own row's)."""
+    if "resolution" not in s:
+        return s
+    pruned = dict(s)
+    if s.get("returned") == CANDIDATE:
+        pruned.update(json.loads((run / "recovered" / "metrics.json").read_text()))
+    if pruned.get("compute_ft_full_epochs") is not None:
+        pruned["compute_ft_full_epochs"] -= s["resolution"].get("compute") or 0.0
+    return pruned
+
+
+def describe_candidate(label: str, s: dict[str, Any], run: Path) -> list[str]:
+    """The lower-resolution candidate's row: its compute counts the start model it was trained from."""
+    cfg, c = config(run), s["resolution"]
+    loaded = float(config(Path(cfg["from_ft"]))["epochs"]) if cfg.get("from_ft") else 0.0
+    its = json.loads((run / "iterations.json").read_text())
+    start = loaded + (its[0].get("compute") or 0.0)
+    total = (start + (c.get("compute") or 0.0)) * its[0]["macs"] / _macs_112()
+    said = "returned" if s.get("returned") == CANDIDATE else "not returned"
+    return [f"{label}:{CANDIDATE}", str(c["image_size"]), f"{100 * c.get('flops_reduction', 0.0):.1f}",
+            speedup(run, "onnxruntime", CANDIDATE), speedup(run, "cpu", CANDIDATE),
+            "-" if c.get("val_top1") is None else f"{c['val_top1']:.2f}", f"{c['test_top1']:.2f} ({said})",
+            f"{total:.1f}"]
+
+
 def describe(label: str, s: dict[str, Any], run: Path) -> list[str]:
     cfg = config(run)
+    s = pruned_summary(s, run)
     extra = ""
     if "best_iteration" in s:  # a search; one that loaded FT-Full with --from-ft counts that run's epochs too
         its = json.loads((run / "iterations.json").read_text())
@@ -162,9 +200,13 @@ def main() -> None:
         found = runs(candidates)
         rows = kept_rows(folder / "table.md", {label for label, _ in found})
         for label, run in found:
-            if not args.no_measure:
-                measure(run, args.threads)
-            rows.append(describe(label, json.loads((run / "summary.json").read_text()), run))
+            summary = json.loads((run / "summary.json").read_text())
+            for which in ("", CANDIDATE) if "resolution" in summary else ("",):
+                if not args.no_measure:
+                    measure(run, args.threads, which)
+            rows.append(describe(label, summary, run))
+            if "resolution" in summary:
+                rows.append(describe_candidate(label, summary, run))
         rows.sort(key=lambda r: order(r[0]))
         if not rows:
             continue

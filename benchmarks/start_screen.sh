@@ -27,6 +27,8 @@
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
+#   resolution cub100, seed SEED: iterfull24's search with the lower-resolution candidate (--resolution RES,
+#              default 96: the size whose measured latency matched the 40 % sub-model's) trained beside it
 #   family     cub100, seed SEED: efficientnet_lite1 and lite2 searched to 30 and 40 % fewer MACs and recovered
 #              24 epochs: the larger models of the family pruned to about lite0's latency
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped; THREADS, default 1,
@@ -137,10 +139,16 @@ case "$1" in
     seed=${SEED:-0}
     run caltech-ft-full-24ep-96px-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
         --image-size 96 --epochs 24 ;;
+  resolution)
+    seed=${SEED:-0}
+    ft_full_24 $seed
+    run iterative40-from-ftfull24-recover24-res${RES:-96}-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
+        --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
+        --recover-epochs 24 --resolution ${RES:-96} ;;
   caltech)
     seed=${SEED:-0}
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
 esac

@@ -251,15 +251,22 @@ class SearchSummary:
     compute_ft_full_epochs: float | None = None
     #: FT-Full or the teacher, scored on the same splits (None when the run has neither)
     reference: Reference | None = None
+    #: with --resolution: the start model trained at a lower input size, returned or not
+    resolution: IterationRecord | None = None
+    #: what ``best`` is: None for the sub-model of ``best_iteration``, 'resolution' for the candidate above
+    returned: str | None = None
     wall_seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        best = {k: v for k, v in self.best.to_json().items() if k not in ("iteration", "phase", "best", "compute")}
+        best = {k: v for k, v in self.best.to_json().items()
+                if k not in ("iteration", "phase", "best", "compute", "resolution")}
         return {"method": self.method, **_present(self, ("criterion",)), "best_iteration": self.best_iteration,
+                **_present(self, ("returned",)),
                 "stopped": self.stopped, "iterations": self.iterations, "macs_original": self.macs_original,
                 **best, **self.facts.to_json(),
                 **_present(self, ("method_seconds", "test_top1_before_recovery", "compute_ft_full_epochs")),
                 **({"reference": self.reference.to_json()} if self.reference is not None else {}),
+                **({"resolution": self.resolution.to_json()} if self.resolution is not None else {}),
                 "wall_seconds": self.wall_seconds}
 
     @classmethod
@@ -273,11 +280,14 @@ class SearchSummary:
         before_recovery = data.pop("test_top1_before_recovery", None)
         compute = data.pop("compute_ft_full_epochs", None)
         reference = data.pop("reference", None)
+        resolution, returned = data.pop("resolution", None), data.pop("returned", None)
         facts = RunFacts.pop_from(data)
         best = IterationRecord.from_json({**data, "iteration": top["best_iteration"], "phase": top["method"]})
         return cls(**top, best=best, facts=facts, method_seconds=method_seconds, criterion=criterion,
                    test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
-                   reference=None if reference is None else Reference.from_json(reference))
+                   reference=None if reference is None else Reference.from_json(reference),
+                   resolution=None if resolution is None else IterationRecord.from_json(resolution),
+                   returned=returned)
 
 
 @dataclass

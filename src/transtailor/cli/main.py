@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 from ..config import (BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig, PruneConfig, ReportConfig,
@@ -135,10 +136,13 @@ def _cmd_benchmark(args: dict[str, Any], config_file: str | None) -> int:
 
 
 def _cmd_report(args: dict[str, Any], config_file: str | None) -> int:
-    from ..reporting import draw_search_plots, iteration_table
+    from ..reporting import draw_search_plots, iteration_table, search_table
 
     cfg = resolve(ReportConfig, flags=args, config_file=config_file)
     print(iteration_table(cfg.run_dir))
+    if (Path(cfg.run_dir) / "summary.json").is_file():  # finished: what it returned, beside the alternatives
+        print()
+        print(search_table(cfg.run_dir))
     for p in draw_search_plots(cfg.run_dir):
         print(f"drew {p}")
     return 0

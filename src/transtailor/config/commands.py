@@ -29,6 +29,8 @@ DEFAULT_FT_FULL_EPOCHS = 24
 
 #: the --distill values that are not a file: no teacher, the unpruned start model, the model before each step
 DISTILL_CHOICES = ("none", "start", "previous")
+#: the --resolution values that are not a size in px
+RESOLUTION_CHOICES = ("auto", "off")
 
 
 @dataclass
@@ -127,12 +129,29 @@ class IterativeConfig(PruningOptions, CommonConfig):
     reference: str | None = option(None, "a saved model or run folder scored on this run's val and test splits "
                                    "beside the result (e.g. a 'finetune --mode full' run on the same data: "
                                    "FT-Full); default: the --start ft-full model, else a saved --distill teacher")
+    resolution: str | None = option(None, "also train the unpruned start model at a lower input size and return it "
+                                    "instead of the pruned sub-model when its val top-1 is higher: 'auto' (the "
+                                    "largest multiple of 8 px below --image-size whose measured speed-up reaches "
+                                    "--target-speedup, or whose MACs reach --target-flops-reduction), a size in "
+                                    "px, or 'off'; it trains like the recovery (--recover-epochs, warm-up, the "
+                                    "--distill teacher); default: 'auto' for a search with --target-speedup, "
+                                    "else 'off'")
 
     def resolved(self: _I) -> _I:
         """This configuration with every default that depends on other options written out as the value it
         takes (what the run folder's config.yaml records)."""
         return dataclasses.replace(self, recover_epochs=self.recovery_epochs(), start=self.start_point(),
-                                   ft_epochs=None if self.from_ft else self.start_epochs())
+                                   ft_epochs=None if self.from_ft else self.start_epochs(),
+                                   resolution=self.resolution_choice())
+
+    def resolution_choice(self) -> str:
+        """``--resolution``, or its default when not given: off."""
+        return self.resolution or "off"
+
+    def resolution_size(self) -> int | None:
+        """``--resolution`` as a size in px, or None for 'auto' and 'off'."""
+        choice = self.resolution_choice()
+        return None if choice in RESOLUTION_CHOICES else int(choice)
 
     def start_point(self) -> str:
         """``--start``, or its default when not given: the paper's FT."""
@@ -162,6 +181,26 @@ class IterativeConfig(PruningOptions, CommonConfig):
         if self.return_iteration is not None and self.return_iteration < 1:
             raise ConfigError(f"--return-iteration must name a pruned iteration (1 or more), got "
                               f"{self.return_iteration}")
+        self._check_resolution()
+
+    def _check_resolution(self) -> None:
+        choice = self.resolution_choice()
+        if choice in RESOLUTION_CHOICES:
+            if choice == "auto" and self.target_speedup is None and self.target_flops_reduction_asked() is None:
+                raise ConfigError("--resolution auto picks the input size that reaches the target: give "
+                                  "--target-speedup or --target-flops-reduction, or a size in px")
+            return
+        if not choice.isdigit():
+            raise ConfigError(f"--resolution must be 'auto', 'off' or a size in px, got {choice!r}")
+        size = int(choice)
+        if self.image_size is not None and not 0 < size < self.image_size:
+            raise ConfigError(f"--resolution {size} must be below the run's --image-size {self.image_size}")
+        if size < 16:
+            raise ConfigError(f"--resolution {size} is too small: use at least 16 px")
+
+    def target_flops_reduction_asked(self) -> float | None:
+        """The MAC reduction this command is asked for (the search's target; a prune's amount), if any."""
+        return None
 
 
 #: the stop rules that end a search on validation accuracy, and every --stop-rule value
@@ -208,6 +247,16 @@ class SearchConfig(IterativeConfig):
             return self.start
         return "ft-full" if self.target_speedup is not None or self.target_flops_reduction is not None else "ft"
 
+    def resolution_choice(self) -> str:
+        """``--resolution``, or its default when not given: with --target-speedup, 'auto' (the user asked for
+        a speed, and a lower input size may reach it more accurately than pruning), else 'off'."""
+        if self.resolution is not None:
+            return self.resolution
+        return "auto" if self.target_speedup is not None else "off"
+
+    def target_flops_reduction_asked(self) -> float | None:
+        return self.target_flops_reduction
+
     def accuracy_stop(self) -> str:
         """``--stop-rule``, or its default when not given: none when a target decides where the search ends."""
         if self.stop_rule is not None:
@@ -244,6 +293,9 @@ class PruneConfig(IterativeConfig):
                                "prune every layer by its own norms, global for the others)", ("global", "layer"))
     flops_aware: bool | None = option(None, "rank filters by score per FLOP saved (default: the criterion's own, "
                                       "on for gbn only)")
+
+    def target_flops_reduction_asked(self) -> float | None:
+        return self.flops_reduction
 
     def validate(self) -> None:
         super().validate()

@@ -1,8 +1,8 @@
 """``transtailor benchmark``: re-measure the speed of a run's sub-models (or a saved or exported model)
 on the machine it runs on.
 
-A run folder: every ``iter_NNN/model.pt`` is timed against iteration 0 (the unpruned FT model),
-all models alternately in one process for ``--rounds`` rounds, at batch 1 and ``--latency-batch``;
+A run folder: every ``iter_NNN/model.pt`` (and ``resolution/model.pt``, at its own input size) is timed
+against iteration 0 (the unpruned FT model), all models alternately in one process for ``--rounds`` rounds, at batch 1 and ``--latency-batch``;
 the speed-up is the median of the per-round ratios, with its min and max. A single model file
 (``model.pt``, or an exported ``.onnx`` run with ONNX Runtime) is timed alone, or against
 ``--reference``. The table is printed and written as ``latency.json`` in a run folder, as
@@ -92,6 +92,9 @@ def _entries(src: Path, cfg: BenchmarkConfig) -> list[Entry]:
             if not path.is_file():
                 raise ConfigError(f"{path} is missing: the run is incomplete")
             entries.append(_module_entry(f"iter_{it:03d}", path, cfg, {"iteration": it}))
+        candidate = src / "resolution" / "model.pt"  # the start model at a lower input size (--resolution)
+        if candidate.is_file():
+            entries.append(_module_entry("resolution", candidate, dataclasses.replace(cfg, image_size=None), {}))
         return entries
     if src.suffix == ".onnx":
         size = cfg.image_size or onnx_input_size(str(src))

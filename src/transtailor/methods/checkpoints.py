@@ -45,12 +45,14 @@ STATE_FILE = "state.json"
 ITERATIONS_FILE = "iterations.json"
 BEST_DIR = "best"
 RECOVERED_DIR = "recovered"
+RESOLUTION_DIR = "resolution"
 
 #: options a resumed run takes anew: where the data are and how this machine runs, and what a finished run
 #: returns (``recover_epochs`` re-does the recovery, ``return_iteration`` picks another sub-model, ``reference``
-#: scores another model beside it); never what its steps computed
+#: scores another model beside it, ``resolution`` trains another lower-resolution candidate); never what its
+#: steps computed
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
-                    "return_iteration", "reference")
+                    "return_iteration", "reference", "resolution")
 
 #: how the returned sub-model's recovery trains besides its length (``recover_epochs``): taken on resuming a
 #: finished run, whose recovery they re-do; refused where steps are still to train, which they would change
@@ -105,22 +107,23 @@ class Checkpoints:
         write_json(self.run.file(STATE_FILE), state.to_json())
 
     def save_recovered(self, rec: IterationRecord, bundle: ModelBundle, meta: dict[str, Any],
-                       evaluated: Evaluated) -> Path:
-        """Write the recovered sub-model (``--recover-epochs``) with its record and predictions to ``recovered/``.
-        A recovery made before (a finished run resumed with another ``--recover-epochs``) is kept, moved to
-        ``recovered_1/`` (then ``recovered_2/``, ...)."""
-        folder = self.run.path / RECOVERED_DIR
+                       evaluated: Evaluated, name: str = RECOVERED_DIR) -> Path:
+        """Write a model trained after the steps with its record and predictions to ``name/``: the recovered
+        sub-model (``--recover-epochs``, ``recovered/``) or the lower-resolution candidate (``--resolution``,
+        ``resolution/``). One made before (a finished run resumed with other options) is kept, moved to
+        ``name_1/`` (then ``name_2/``, ...)."""
+        folder = self.run.path / name
         if is_main() and (folder / MODEL_FILE).is_file():
             n = 1
-            while (self.run.path / f"{RECOVERED_DIR}_{n}").exists():
+            while (self.run.path / f"{name}_{n}").exists():
                 n += 1
-            folder.rename(self.run.path / f"{RECOVERED_DIR}_{n}")
-            log.info("the earlier recovery is kept in %s_%d/", RECOVERED_DIR, n)
+            folder.rename(self.run.path / f"{name}_{n}")
+            log.info("the earlier %s model is kept in %s_%d/", name, name, n)
         barrier()
         save_model(folder / MODEL_FILE, bundle, meta)
         write_predictions(folder / PREDICTIONS_FILE, evaluated)
         write_json(folder / "metrics.json", rec.to_json())
-        self.run.log_metrics({"phase": "recovered", **rec.to_json()})
+        self.run.log_metrics({"phase": name, **rec.to_json()})
         return folder
 
     def keep_best(self, folder: Path) -> ModelBundle:

@@ -129,7 +129,9 @@ def run_config(cfg: CompareConfig, method: str, budget: float | None, seed: int,
     importance = method if method in CRITERIA else "beta"
     iterative.update(method_options=method_options_of(importance, cfg.method_options),
                      from_ft=None if start is None else str(start), start=cfg.start)
-    search_options: dict[str, Any] = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft)
+    # a row is the method's own sub-model: no lower-resolution candidate in its place
+    search_options: dict[str, Any] = dict(stop_rule="none", importance=importance, importance_ft=cfg.importance_ft,
+                                          resolution="off")
     if cfg.cost == "latency":
         step = cfg.latency_step or cfg.flops_step
         iterative.update(latency_step=step, target_speedup=budget)

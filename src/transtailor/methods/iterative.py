@@ -47,11 +47,13 @@ from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, RESOLUTION_DIR, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start
 from .finetune import finetune_phase
+from .resolution import MIN_SIZE, Candidate, candidate_key, choose_size, finished_candidate, returns_candidate, \
+    train_candidate
 from .soft import soft_prune_phase
 from .stopping import Stops
 
@@ -166,9 +168,11 @@ def _evaluate_and_measure(s: Setup[IterativeConfig], it: int, phase: str, macs0:
 def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: nn.Module | None = None) -> SearchResult:
     """Run (or with ``cfg.resume``, continue) the loop; return the best sub-model."""
     restoring, recovered_before, new_end = False, None, False
+    resumed_run: RunDir | None = None  # a finished run keeps its lower-resolution candidate if it is the same
     if cfg.resume:
         restoring = Checkpoints(RunDir(cfg.resume)).has_state()  # else killed during FT: it starts over
         recovered_before = _finished_recovery(RunDir(cfg.resume))
+        resumed_run = RunDir(cfg.resume)
         saved = RunDir(cfg.resume).read_config() if RunDir(cfg.resume).file(CONFIG_FILE).is_file() else {}
         cfg = Checkpoints.resume_config(type(cfg), cfg)
         new_end = any(getattr(cfg, k, None) != saved.get(k) for k in ENDS if k in saved)
@@ -244,26 +248,61 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
             best_rec = _recover(s, loop, returned, macs0)
         seconds += best_rec.seconds_total
         compute += best_rec.compute or 0.0
-        best = ckpt.keep_best(run.path / RECOVERED_DIR)
+        best_folder = run.path / RECOVERED_DIR
     else:
-        best = ckpt.keep_best(ckpt.folder(returned))
+        best_folder = ckpt.folder(returned)
+    candidate = _resolution_candidate(s, loop, macs0, ift_epochs, resumed_run)
+    returned_candidate = candidate is not None and returns_candidate(candidate, best_rec)
+    if candidate is not None:
+        seconds += candidate.seconds_total
+        compute += candidate.compute or 0.0
+        if returned_candidate:
+            best_rec, best_folder = candidate, run.path / RESOLUTION_DIR
+    best = ckpt.keep_best(best_folder)
     best_dir = run.path / BEST_DIR
     summary = SearchSummary(method=plan.method, best_iteration=returned, stopped=state.stopped,
                             iterations=len(iterations) - 1, macs_original=macs0, best=best_rec, facts=run_facts(s),
                             method_seconds=seconds, criterion=plan.criterion.name,
                             test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
-                            reference=_reference(s, loop, iterations[0]),
+                            reference=_reference(s, loop, iterations[0]), resolution=candidate,
+                            returned="resolution" if returned_candidate else None,
                             wall_seconds=time.perf_counter() - s.started)
     run.write_summary(summary.to_json())
     if is_main():
         _plots(run)
     barrier()
-    log.info("%s done: returned sub-model is iteration %d (val top-1 %s, test top-1 %.2f%%, %.1f%% fewer "
-             "FLOPs), stopped by %s -> %s", command, returned,
-             "-" if best_rec.val_top1 is None else f"{best_rec.val_top1:.2f}%", best_rec.test_top1,
+    what = (f"the start model at {candidate.extra['image_size']} px (--resolution)" if returned_candidate and
+            candidate is not None else f"sub-model iteration {returned}")
+    log.info("%s done: returned %s (val top-1 %s, test top-1 %.2f%%, %.1f%% fewer FLOPs), stopped by %s -> %s",
+             command, what, "-" if best_rec.val_top1 is None else f"{best_rec.val_top1:.2f}%", best_rec.test_top1,
              100 * best_rec.flops_reduction, state.stopped, best_dir)
     best.model.to(s.device)
     return SearchResult(best, summary, iterations, run.path)
+
+
+def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int, ift_epochs: int,
+                          resumed: RunDir | None) -> IterationRecord | None:
+    """``--resolution``: the start model trained at a lower input size as the recovery trains the sub-model
+    (:mod:`.resolution`), or the one a resumed finished run trained alike; None when off or when no size
+    reaches the target."""
+    cfg = s.cfg
+    if cfg.resolution_choice() == "off":
+        return None
+    epochs = cfg.recovery_epochs() or ift_epochs
+    key = candidate_key(cfg, epochs, _recovery_options(to_dict(cfg)))
+    kept = finished_candidate(resumed, key) if resumed is not None else None
+    if kept is not None:
+        return kept
+    start = loop.start_model(s)
+    choice = choose_size(cfg, start, s.image_size, loop.timing)
+    if choice.size is None:
+        log.warning("resolution: no input size down to %d px reaches the target (%s: %s); no lower-resolution "
+                    "candidate", MIN_SIZE, choice.priced_by,
+                    ", ".join(f"{r} px {v:.2f}" for r, v in choice.tried) or "-")
+        return None
+    teacher = loop.teacher(s, None)
+    return train_candidate(s, loop.ckpt, start, choice, Candidate(epochs, _distiller(s, teacher), teacher, key),
+                           macs0, loop.timing)
 
 
 def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -22,26 +22,30 @@ def timing_setup(cfg: CommonConfig, device: torch.device | str, batch: int | Non
 
 
 def measure(model: nn.Module, image_size: int, *, setup: TimingSetup | None = None,
-            reference: nn.Module | None = None, rounds: int = 5) -> dict[str, Any]:
+            reference: nn.Module | None = None, rounds: int = 5, reference_size: int | None = None
+            ) -> dict[str, Any]:
     """MACs, parameters and, given a timing ``setup``, latency at batch 1 and ``setup.batch``.
 
     With a ``reference`` model (the original of a pruned one) both are timed alternately and the
-    speed-up is the median of the per-round ratios, with their min and max.
+    speed-up is the median of the per-round ratios, with their min and max; the reference takes
+    ``reference_size`` images (default ``image_size``: a model at a lower resolution is compared with
+    the original at its own).
     """
     macs, params = count_macs_params(model, image_size)
     out: dict[str, Any] = {"macs": macs, "params": params}
     if setup is not None and is_main():  # only rank 0 records it
-        out.update(latency_fields(model, image_size, setup, reference, rounds))
+        out.update(latency_fields(model, image_size, setup, reference, rounds, reference_size))
     return out
 
 
 def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, reference: nn.Module | None = None,
-                   rounds: int = 5) -> dict[str, Any]:
+                   rounds: int = 5, reference_size: int | None = None) -> dict[str, Any]:
     """The latency fields of a record: ``latency_ms_b1``, ``latency_ms_batch`` and the speed-ups."""
     out: dict[str, Any] = {"latency_target": setup.target, "latency_batch": setup.batch,
                            "latency_threads": setup.torch_threads()}
     for batch, key in ((1, "b1"), (setup.batch, "batch")):
-        timed = _timed(model, reference, image_size, dataclasses.replace(setup, batch=batch), rounds)
+        timed = _timed(model, reference, image_size, dataclasses.replace(setup, batch=batch), rounds,
+                       reference_size)
         out[f"latency_ms_{key}"] = timed.ms
         if reference is not None:
             out[f"speedup_{key}"] = timed.speedup
@@ -50,17 +54,24 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
 
 
 def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
-                     rounds: int) -> float:
-    """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios."""
-    return _timed(model, reference, image_size, setup, rounds).speedup
+                     rounds: int, reference_size: int | None = None) -> float:
+    """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios (the
+    reference at ``reference_size`` px, default ``image_size``)."""
+    return _timed(model, reference, image_size, setup, rounds, reference_size).speedup
 
 
 def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup: TimingSetup,
-           rounds: int) -> Latency:
-    """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given."""
-    models = {"model": model} if reference is None else {"reference": reference, "model": model}
-    res = timing.compare_latency(models, "model" if reference is None else "reference",
-                          (setup.batch, 3, image_size, image_size), setup, rounds=rounds)
+           rounds: int, reference_size: int | None = None) -> Latency:
+    """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given, each at its own
+    input size."""
+    def shape(size: int) -> tuple[int, int, int, int]:
+        return setup.batch, 3, size, size
+
+    models: dict[str, Any] = {"model": timing.make_runner(model, shape(image_size), setup)}
+    if reference is not None:
+        models = {"reference": timing.make_runner(reference, shape(reference_size or image_size), setup), **models}
+    res = timing.compare_latency(models, "model" if reference is None else "reference", shape(image_size), setup,
+                                 rounds=rounds)
     return res["model"]
 
 

@@ -81,12 +81,7 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     else:
         bundle = create_model(cfg.model, None, "none" if restoring or from_ft else cfg.weights)
         bundle.meta["weights"] = cfg.weights
-    data = build_data(
-        cfg.data, image_size=image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
-        batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
-        cache=cfg.cache, workers=cfg.workers, data_root=cfg.data_root, device=device,
-        caltech_split=cfg.caltech_split, caltech_clutter=cfg.caltech_clutter,
-    )
+    data = run_data(cfg, bundle, device)
     seed_everything(cfg.seed)  # the head's initialisation does not depend on how much data was read
     bundle.head = replace_head(bundle.model, data.num_classes)
     bundle.spec["num_classes"] = data.num_classes
@@ -105,6 +100,17 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
              device, data.num_classes, "/".join(str(data.counts.get(k, 0)) for k in ("train", "val", "test")), out)
     _warn_small_validation(data, cfg)
     return Setup(cfg, device, bundle, data, run, started)
+
+
+def run_data(cfg: CommonConfig, bundle: ModelBundle, device: torch.device) -> DataBundle:
+    """The run's data at ``cfg.image_size``, normalised for ``bundle``'s model (the same splits at any size)."""
+    assert cfg.image_size is not None
+    return build_data(
+        cfg.data, image_size=cfg.image_size, mean=bundle.mean, std=bundle.std, crop_pct=cfg.crop_pct,
+        batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
+        cache=cfg.cache, workers=cfg.workers, data_root=cfg.data_root, device=device,
+        caltech_split=cfg.caltech_split, caltech_clutter=cfg.caltech_clutter,
+    )
 
 
 #: fewer validation images per class than this and one image moves top-1 by several points

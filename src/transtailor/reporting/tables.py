@@ -124,10 +124,18 @@ def search_table(run_dir: str | Path) -> str:
             mark = "not kept: stopped here"
         cells.append(mark)
         body.append(cells)
+    candidate = summary.resolution if summary is not None else None
+    by_size = candidate is not None and summary is not None and summary.returned == "resolution"
     recovered_file = Path(run_dir) / "recovered" / "metrics.json"
     if recovered and recovered_file.is_file():
         body.append(_cells(IterationRecord.from_json(read_json(recovered_file)), SEARCH_COLUMNS)
-                    + ["after --recover-epochs, returned"])
+                    + ["after --recover-epochs" + ("" if by_size else ", returned")])
+    if candidate is not None:
+        size = candidate.extra.get("image_size")
+        start_name = START_NAMES.get(rows[0].phase, "start") if rows else "start"
+        body.append([f"{size}px"] + _cells(candidate, SEARCH_COLUMNS)[1:]
+                    + [f"{start_name} at {size} px (--resolution), "
+                       + ("returned: val top-1 higher" if by_size else "not returned: val top-1 not higher")])
     ref = summary.reference if summary is not None else None
     if ref is not None and rows and rows[0].phase != "ft_full":
         known = {"iteration": "ref", "macs": None if ref.macs is None else f"{ref.macs * 1e-6:.1f}",
@@ -140,7 +148,9 @@ def search_table(run_dir: str | Path) -> str:
     start = rows[0]
     against = (f"{ref.name} {ref.test_top1:.2f} %, {b.test_top1 - ref.test_top1:+.2f}" if ref is not None
                else f"{START_NAMES.get(start.phase, 'start')} {start.test_top1:.2f} %")
-    lines.append(f"returned: iteration {best}{' recovered' if recovered else ''}, {100 * b.flops_reduction:.1f} % "
+    what = (f"{START_NAMES.get(start.phase, 'the start model')} at {b.extra.get('image_size')} px" if by_size
+            else f"iteration {best}{' recovered' if recovered else ''}")
+    lines.append(f"returned: {what}, {100 * b.flops_reduction:.1f} % "
                  f"fewer MACs, test top-1 {b.test_top1:.2f} % ({against})"
                  + (f", {b.speedup_batch:.2f}x faster at batch {b.latency_batch} on "
                     f"{b.latency_target}" if b.speedup_batch is not None else ""))
