@@ -63,7 +63,7 @@ CANDIDATE = "resolution"
 def model_file(run: Path, which: str = "") -> Path:
     if which == CANDIDATE:
         return run / CANDIDATE / "model.pt"
-    if (run / CANDIDATE / "model.pt").is_file():  # the pruned sub-model, whichever of the two was returned
+    if (run / CANDIDATE / "model.pt").is_file() and (run / "recovered").is_dir():  # the pruned one, returned or not
         return run / "recovered" / "model.pt"
     return run / "best" / "model.pt" if (run / "best").is_dir() else run / "model.pt"
 
@@ -138,6 +138,12 @@ def kept_rows(table: Path, present: set[str]) -> list[list[str]]:
     return rows
 
 
+def candidate_only(run: Path) -> bool:
+    """A run made for its lower-resolution candidate alone: its step was not trained (start_screen.sh resolution)."""
+    cfg = config(run)
+    return cfg.get("finetune_epochs") == 0 and not cfg.get("recover_epochs") and cfg.get("resolution") not in (None, "off")
+
+
 def pruned_summary(s: dict[str, Any], run: Path) -> dict[str, Any]:
     """A search summary as if its pruned sub-model were returned: the run's own row (a returned lower-resolution
     candidate replaces the top-level record; the candidate's compute is its own row's)."""
@@ -201,10 +207,12 @@ def main() -> None:
         rows = kept_rows(folder / "table.md", {label for label, _ in found})
         for label, run in found:
             summary = json.loads((run / "summary.json").read_text())
-            for which in ("", CANDIDATE) if "resolution" in summary else ("",):
+            models = ("",) if "resolution" not in summary else (CANDIDATE,) if candidate_only(run) else ("", CANDIDATE)
+            for which in models:
                 if not args.no_measure:
                     measure(run, args.threads, which)
-            rows.append(describe(label, summary, run))
+            if not candidate_only(run):
+                rows.append(describe(label, summary, run))
             if "resolution" in summary:
                 rows.append(describe_candidate(label, summary, run))
         rows.sort(key=lambda r: order(r[0]))

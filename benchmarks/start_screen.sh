@@ -27,8 +27,10 @@
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
-#   resolution cub100, seed SEED: iterfull24's search with the lower-resolution candidate (--resolution RES,
-#              default 96: the size whose measured latency matched the 40 % sub-model's) trained beside it
+#   resolution cub100, seed SEED: the lower-resolution candidate of iterfull24's FT-Full start (--resolution RES,
+#              default 96: the size whose measured latency matched the 40 % sub-model's), trained as the search
+#              trains it (24 epochs, warm-up); the run's one step is left untrained (--finetune-epochs 0,
+#              --recover-epochs 0: the candidate then trains --ft-epochs, 24) and has no row of its own
 #   family     cub100, seed SEED: efficientnet_lite1 and lite2 searched to 30 and 40 % fewer MACs and recovered
 #              24 epochs: the larger models of the family pruned to about lite0's latency
 # Usage: bash benchmarks/start_screen.sh JOB   (resumable: finished runs are skipped; THREADS, default 1,
@@ -142,9 +144,9 @@ case "$1" in
   resolution)
     seed=${SEED:-0}
     ft_full_24 $seed
-    run iterative40-from-ftfull24-recover24-res${RES:-96}-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
-        --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
-        --recover-epochs 24 --resolution ${RES:-96} ;;
+    run resolution${RES:-96}-from-ftfull24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
+        --from-ft $out/ft-full-24ep-s$seed --start ft-full --target-flops-reduction 0.1 --stop-rule none \
+        --finetune-epochs 0 --recover-epochs 0 --resolution ${RES:-96} ;;
   caltech)
     seed=${SEED:-0}
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \

@@ -171,3 +171,11 @@ def test_compare_rows_are_each_methods_own_sub_model(tmp_path):
 
     row = run_config(CompareConfig(cost="latency"), "transtailor", 1.5, 0, tmp_path / "row")
     assert isinstance(row, SearchConfig) and row.target_speedup == 1.5 and row.resolution_choice() == "off"
+
+
+def test_without_a_recovery_the_candidate_trains_as_long_as_the_start_model(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    _candidate_search(tiny_folder, out, recover_epochs=0, ft_epochs=2)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines if r.get("phase") == "resolution" and "epoch" in r] == [1, 2]
+    assert not (out / "recovered").exists()

@@ -134,8 +134,9 @@ class IterativeConfig(PruningOptions, CommonConfig):
                                     "largest multiple of 8 px below --image-size whose measured speed-up reaches "
                                     "--target-speedup, or whose MACs reach --target-flops-reduction), a size in "
                                     "px, or 'off'; it trains like the recovery (--recover-epochs, warm-up, the "
-                                    "--distill teacher); default: 'auto' for a search with --target-speedup, "
-                                    "else 'off'")
+                                    "--distill teacher; with --recover-epochs 0, as long as the start model: "
+                                    "--ft-epochs); default: 'auto' for a search with --target-speedup, else "
+                                    "'off'")
 
     def resolved(self: _I) -> _I:
         """This configuration with every default that depends on other options written out as the value it

@@ -251,7 +251,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
         best_folder = run.path / RECOVERED_DIR
     else:
         best_folder = ckpt.folder(returned)
-    candidate = _resolution_candidate(s, loop, macs0, ift_epochs, resumed_run)
+    candidate = _resolution_candidate(s, loop, macs0, resumed_run)
     returned_candidate = candidate is not None and returns_candidate(candidate, best_rec)
     if candidate is not None:
         seconds += candidate.seconds_total
@@ -280,7 +280,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     return SearchResult(best, summary, iterations, run.path)
 
 
-def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int, ift_epochs: int,
+def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
                           resumed: RunDir | None) -> IterationRecord | None:
     """``--resolution``: the start model trained at a lower input size as the recovery trains the sub-model
     (:mod:`.resolution`), or the one a resumed finished run trained alike; None when off or when no size
@@ -288,7 +288,7 @@ def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int, if
     cfg = s.cfg
     if cfg.resolution_choice() == "off":
         return None
-    epochs = cfg.recovery_epochs() or ift_epochs
+    epochs = cfg.recovery_epochs() or cfg.start_epochs()  # without a recovery: as long as the start model trained
     key = candidate_key(cfg, epochs, _recovery_options(to_dict(cfg)))
     kept = finished_candidate(resumed, key) if resumed is not None else None
     if kept is not None:

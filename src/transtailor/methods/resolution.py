@@ -12,7 +12,8 @@ A size in px is taken as given.
 
 **Its training** is the recovery's, so the two candidates are trained alike: from the start model
 (iteration 0: with ``--start ft-full``, the FT-Full that pruning started from), ``--recover-epochs`` on a
-fresh schedule with one epoch of warm-up, the ``--distill`` teacher fed the same smaller images.
+fresh schedule with one epoch of warm-up, the ``--distill`` teacher fed the same smaller images (with
+``--recover-epochs 0``, as many epochs as the start model trained: a new input size needs a real schedule).
 It is saved to ``resolution/`` like ``recovered/``, with its input size in the model file, so that
 ``export``, ``evaluate`` and ``benchmark`` feed it the size it was trained at.
 """

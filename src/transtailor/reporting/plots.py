@@ -28,8 +28,14 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     ax.plot(red, [r.test_top1 for r in rows], "s--", label="test")
     for r, x in zip(rows, red):
         ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    best = rows[returned]
-    ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"returned (iteration {returned})")
+    best, what = rows[returned], f"iteration {returned}"
+    summary = run / "summary.json"
+    if summary.is_file() and read_json(summary).get("returned") == "resolution":
+        best = IterationRecord.from_json(read_json(run / "resolution" / "metrics.json"))
+        what = f"start model at {best.extra.get('image_size')} px"
+    ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"returned ({what})")
+    for name, r, marker in _after_steps(run):
+        ax.plot([100 * r.flops_reduction], [r.test_top1], marker, ms=9, ls="none", label=f"{name} (test)")
     ax.set_xlabel("FLOPs reduction (%)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("TransTailor search")
@@ -69,6 +75,20 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     return out
 
 
+def _after_steps(run: Path) -> list[tuple[str, IterationRecord, str]]:
+    """The models trained after the steps, as (legend name, record, marker): the recovered sub-model and the
+    lower-resolution candidate, where the run has them."""
+    out = []
+    recovered = run / "recovered" / "metrics.json"
+    if recovered.is_file():
+        out.append(("recovered", IterationRecord.from_json(read_json(recovered)), "*"))
+    candidate = run / "resolution" / "metrics.json"
+    if candidate.is_file():
+        rec = IterationRecord.from_json(read_json(candidate))
+        out.append((f"start model at {rec.extra.get('image_size')} px", rec, "P"))
+    return out
+
+
 def _accuracy_vs_latency(plt, run: Path, rows: list[IterationRecord], best: int) -> Path | None:
     """Top-1 against the measured speed-up at the latency batch (with its range over rounds)."""
     if not any(r.speedup_batch is not None for r in rows[1:]):
@@ -83,6 +103,9 @@ def _accuracy_vs_latency(plt, run: Path, rows: list[IterationRecord], best: int)
     ax.errorbar(xs, [p[0].test_top1 for p in pts], xerr=err, fmt="s--", capsize=3, label="test")
     for (r, x, _) in pts:
         ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    for name, r, marker in _after_steps(run):
+        if r.speedup_batch is not None:
+            ax.plot([r.speedup_batch], [r.test_top1], marker, ms=9, ls="none", label=f"{name} (test)")
     best_x = next((x for (r, x, _) in pts if r.iteration == best), None)
     if best_x is not None:
         ax.axvline(best_x, color="grey", lw=0.8, ls=":", label=f"best (iteration {best})")
