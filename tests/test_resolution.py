@@ -143,6 +143,7 @@ def test_a_returned_candidate_is_what_the_run_returns_and_reports(tiny_folder, t
     assert main(["report", str(out)]) == 0
     table = capsys.readouterr().out
     assert "24px" in table and "returned: FT at 24 px" in table
+    assert "validation (3 images): the 24 px model got" in table and "exact McNemar p =" in table
     assert main(["export", str(out), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 0
     assert main(["benchmark", str(out), "--rounds", "1", "--threads", "1"]) == 0
     timed = json.loads((out / "latency.json").read_text())["models"]
@@ -179,3 +180,16 @@ def test_without_a_recovery_the_candidate_trains_as_long_as_the_start_model(tiny
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines if r.get("phase") == "resolution" and "epoch" in r] == [1, 2]
     assert not (out / "recovered").exists()
+
+
+def test_the_paired_test_counts_each_models_own_hits_and_matches_the_binomial_tail():
+    from transtailor.reporting.paired import discordant, mcnemar_p
+    from transtailor.training.predictions import Predictions
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    a = Predictions(labels, torch.tensor([0, 1, 2, 1, 1, 0, 0]), torch.zeros(7))  # wrong on images 3, 5
+    b = Predictions(labels, torch.tensor([0, 0, 2, 0, 0, 2, 1]), torch.zeros(7))  # wrong on images 1, 4, 6
+    assert discordant(a, b) == (3, 2) and discordant(b, a) == (2, 3)
+    assert mcnemar_p(0, 5) == pytest.approx(2 / 32) and mcnemar_p(8, 2) == pytest.approx(2 * 56 / 1024)
+    assert mcnemar_p(3, 3) == 1.0 and mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(40, 10) < 0.001 < mcnemar_p(12, 8)

@@ -10,6 +10,7 @@ from ..config.commands import ACCURACY_STOP_RULES
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
 from ..runs import RunDir, read_json
+from .paired import validation_choice
 
 COLUMNS: list[tuple[Any, ...]] = [
     ("iter", "iteration", "{:d}"),
@@ -162,6 +163,12 @@ def search_table(run_dir: str | Path) -> str:
     unmet = unmet_target(run_dir, rows[state.best] if state.best < len(rows) else None, stopped)
     if unmet:
         lines.append(unmet)
+    if candidate is not None:
+        pruned = Path(run_dir) / ("recovered" if recovered else f"iter_{best:03d}") / "predictions.json"
+        said = validation_choice(Path(run_dir) / "resolution" / "predictions.json", pruned,
+                                 f"the {candidate.extra.get('image_size')} px model", "the sub-model")
+        if said is not None:
+            lines.append(said)
     if ref is None:
         lines.append("no FT-Full to compare with: resume with --reference FTFULL_RUN to score a 'finetune --mode "
                      "full' run beside the result, or start with --start ft-full")
