@@ -21,8 +21,9 @@ from transtailor.records import IterationRecord
 from conftest import TINY
 
 
-def _rec(val):
-    return IterationRecord(iteration=1, phase="recover", test_loss=0, test_top1=0, macs=1, params=1, val_top1=val)
+def _rec(loss, top1=50.0):
+    return IterationRecord(iteration=1, phase="recover", test_loss=0, test_top1=0, macs=1, params=1, val_top1=top1,
+                           val_loss=loss)
 
 
 def test_candidate_sizes_are_multiples_of_8_below_the_run_size_largest_first():
@@ -71,10 +72,12 @@ def test_a_model_at_another_size_is_timed_against_the_reference_at_its_own(fake_
     assert cost["speedup_batch"] == pytest.approx(count_macs_params(model, 64)[0] / count_macs_params(model, 48)[0])
 
 
-def test_the_candidate_is_returned_only_on_a_higher_val_top1():
-    assert returns_candidate(_rec(80.0), _rec(79.5))
-    assert not returns_candidate(_rec(79.5), _rec(79.5))  # a tie keeps the pruned sub-model
-    assert not returns_candidate(_rec(None), _rec(70.0))
+def test_the_candidate_is_returned_only_on_a_lower_val_loss():
+    assert returns_candidate(_rec(0.30, top1=80.0), _rec(0.31, top1=80.0))  # a top-1 tie, told apart by the loss
+    assert returns_candidate(_rec(0.30, top1=79.0), _rec(0.31, top1=80.0))  # the loss decides, not top-1
+    assert not returns_candidate(_rec(0.31, top1=81.0), _rec(0.30, top1=80.0))
+    assert not returns_candidate(_rec(0.30), _rec(0.30))  # a tie keeps the pruned sub-model
+    assert not returns_candidate(_rec(None), _rec(0.5))
 
 
 def test_resolution_defaults_and_bad_values():

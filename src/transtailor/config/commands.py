@@ -130,7 +130,7 @@ class IterativeConfig(PruningOptions, CommonConfig):
                                    "beside the result (e.g. a 'finetune --mode full' run on the same data: "
                                    "FT-Full); default: the --start ft-full model, else a saved --distill teacher")
     resolution: str | None = option(None, "also train the unpruned start model at a lower input size and return it "
-                                    "instead of the pruned sub-model when its val top-1 is higher: 'auto' (the "
+                                    "instead of the pruned sub-model when its val loss is lower: 'auto' (the "
                                     "largest multiple of 8 px below --image-size whose measured speed-up reaches "
                                     "--target-speedup, or whose MACs reach --target-flops-reduction), a size in "
                                     "px, or 'off'; it trains like the recovery (--recover-epochs, warm-up, the "

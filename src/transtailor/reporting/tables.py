@@ -136,7 +136,7 @@ def search_table(run_dir: str | Path) -> str:
         start_name = START_NAMES.get(rows[0].phase, "start") if rows else "start"
         body.append([f"{size}px"] + _cells(candidate, SEARCH_COLUMNS)[1:]
                     + [f"{start_name} at {size} px (--resolution), "
-                       + ("returned: val top-1 higher" if by_size else "not returned: val top-1 not higher")])
+                       + ("returned: val loss lower" if by_size else "not returned: val loss not lower")])
     ref = summary.reference if summary is not None else None
     if ref is not None and rows and rows[0].phase != "ft_full":
         known = {"iteration": "ref", "macs": None if ref.macs is None else f"{ref.macs * 1e-6:.1f}",
