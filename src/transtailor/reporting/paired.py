@@ -37,7 +37,7 @@ def validation_choice(first: Path, second: Path, first_name: str, second_name: s
         return None
     only_a, only_b = discordant(a, b)
     p = mcnemar_p(only_a, only_b)
-    verdict = ("this split does not tell them apart (p >= 0.05): both are kept, compare them on data of yours"
-               if p >= 0.05 else "the split tells them apart (p < 0.05)")
+    verdict = ("on top-1 this split does not tell them apart (p >= 0.05): both are kept, compare them on data "
+               "of yours" if p >= 0.05 else "the split tells them apart (p < 0.05)")
     return (f"validation ({len(a)} images): {first_name} got {only_a} right that {second_name} missed, "
             f"{second_name} {only_b} the other way (exact McNemar p = {p:.2f}); {verdict}")
