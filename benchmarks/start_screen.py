@@ -164,10 +164,10 @@ def describe_candidate(label: str, s: dict[str, Any], run: Path) -> list[str]:
     its = json.loads((run / "iterations.json").read_text())
     start = loaded + (its[0].get("compute") or 0.0)
     total = (start + (c.get("compute") or 0.0)) * its[0]["macs"] / _macs_112()
-    said = "returned" if s.get("returned") == CANDIDATE else "not returned"
+    said = "" if candidate_only(run) else " (returned)" if s.get("returned") == CANDIDATE else " (not returned)"
     return [f"{label}:{CANDIDATE}", str(c["image_size"]), f"{100 * c.get('flops_reduction', 0.0):.1f}",
             speedup(run, "onnxruntime", CANDIDATE), speedup(run, "cpu", CANDIDATE),
-            "-" if c.get("val_top1") is None else f"{c['val_top1']:.2f}", f"{c['test_top1']:.2f} ({said})",
+            "-" if c.get("val_top1") is None else f"{c['val_top1']:.2f}", f"{c['test_top1']:.2f}{said}",
             f"{total:.1f}"]
 
 
