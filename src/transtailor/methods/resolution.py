@@ -138,7 +138,8 @@ def finished_candidate(run: RunDir, key: dict[str, Any]) -> IterationRecord | No
 
 @dataclass
 class Candidate:
-    """How the candidate trains: its length, its loss (None: cross-entropy) and the teacher's MACs at its size."""
+    """How the candidate trains: its length, its loss (None: cross-entropy), the teacher in that loss (its
+    forward passes count in the compute) and what makes it the same candidate on resume (:func:`candidate_key`)."""
 
     epochs: int
     criterion: Criterion | None
