@@ -27,6 +27,9 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "predictions.json"
+#: a search's models trained after its steps: the recovered sub-model, the lower-resolution candidate
+RECOVERED_DIR = "recovered"
+RESOLUTION_DIR = "resolution"
 #: held by the process that writes a run (or comparison) folder; see :func:`claim`
 LOCK_FILE = ".transtailor.lock"
 

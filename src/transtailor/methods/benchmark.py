@@ -28,7 +28,7 @@ from ..models.serialize import load_bundle, resolve_model_path
 from ..models.timing import (Latency, TimingSetup, check_target, compare_latency, device_name, library_versions,
                              make_runner, onnx_file_runner, onnx_input_size, resolve_target)
 from ..records import IterationRecord
-from ..runs import atomic_write, check_output, read_json
+from ..runs import MODEL_FILE, RESOLUTION_DIR, atomic_write, check_output, read_json
 from ..training import set_threads
 
 
@@ -92,9 +92,9 @@ def _entries(src: Path, cfg: BenchmarkConfig) -> list[Entry]:
             if not path.is_file():
                 raise ConfigError(f"{path} is missing: the run is incomplete")
             entries.append(_module_entry(f"iter_{it:03d}", path, cfg, {"iteration": it}))
-        candidate = src / "resolution" / "model.pt"  # the start model at a lower input size (--resolution)
+        candidate = src / RESOLUTION_DIR / MODEL_FILE  # the start model at a lower input size (--resolution)
         if candidate.is_file():
-            entries.append(_module_entry("resolution", candidate, dataclasses.replace(cfg, image_size=None), {}))
+            entries.append(_module_entry(RESOLUTION_DIR, candidate, dataclasses.replace(cfg, image_size=None), {}))
         return entries
     if src.suffix == ".onnx":
         size = cfg.image_size or onnx_input_size(str(src))

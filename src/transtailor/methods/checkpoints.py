@@ -33,7 +33,7 @@ from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..records import IterationRecord, RunState
-from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RunDir, atomic_write, read_json, write_json
+from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, RunDir, atomic_write, read_json, write_json
 from ..training.predictions import Evaluated
 from .results import write_predictions
 
@@ -44,8 +44,6 @@ I = TypeVar("I", bound=IterativeConfig)
 STATE_FILE = "state.json"
 ITERATIONS_FILE = "iterations.json"
 BEST_DIR = "best"
-RECOVERED_DIR = "recovered"
-RESOLUTION_DIR = "resolution"
 
 #: options a resumed run takes anew: where the data are and how this machine runs, and what a finished run
 #: returns (``recover_epochs`` re-does the recovery, ``return_iteration`` picks another sub-model, ``reference``

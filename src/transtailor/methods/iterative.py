@@ -265,7 +265,7 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
                             method_seconds=seconds, criterion=plan.criterion.name,
                             test_top1_before_recovery=before_recovery, compute_ft_full_epochs=compute,
                             reference=_reference(s, loop, iterations[0]), resolution=candidate,
-                            returned="resolution" if returned_candidate else None,
+                            returned=RESOLUTION_DIR if returned_candidate else None,
                             wall_seconds=time.perf_counter() - s.started)
     run.write_summary(summary.to_json())
     if is_main():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import IterationRecord
-from ..runs import read_json
+from ..runs import RECOVERED_DIR, RESOLUTION_DIR, read_json
 from .tables import load_iterations, returned_iteration
 
 
@@ -30,8 +30,8 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
         ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
     best, what = rows[returned], f"iteration {returned}"
     summary = run / "summary.json"
-    if summary.is_file() and read_json(summary).get("returned") == "resolution":
-        best = IterationRecord.from_json(read_json(run / "resolution" / "metrics.json"))
+    if summary.is_file() and read_json(summary).get("returned") == RESOLUTION_DIR:
+        best = IterationRecord.from_json(read_json(run / RESOLUTION_DIR / "metrics.json"))
         what = f"start model at {best.extra.get('image_size')} px"
     ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"returned ({what})")
     for name, r, marker in _after_steps(run):
@@ -79,10 +79,10 @@ def _after_steps(run: Path) -> list[tuple[str, IterationRecord, str]]:
     """The models trained after the steps, as (legend name, record, marker): the recovered sub-model and the
     lower-resolution candidate, where the run has them."""
     out = []
-    recovered = run / "recovered" / "metrics.json"
+    recovered = run / RECOVERED_DIR / "metrics.json"
     if recovered.is_file():
         out.append(("recovered", IterationRecord.from_json(read_json(recovered)), "*"))
-    candidate = run / "resolution" / "metrics.json"
+    candidate = run / RESOLUTION_DIR / "metrics.json"
     if candidate.is_file():
         rec = IterationRecord.from_json(read_json(candidate))
         out.append((f"start model at {rec.extra.get('image_size')} px", rec, "P"))

@@ -9,7 +9,7 @@ from typing import Any
 from ..config.commands import ACCURACY_STOP_RULES
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import RunDir, read_json
+from ..runs import PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, RunDir, read_json
 from .paired import validation_choice
 
 COLUMNS: list[tuple[Any, ...]] = [
@@ -126,8 +126,8 @@ def search_table(run_dir: str | Path) -> str:
         cells.append(mark)
         body.append(cells)
     candidate = summary.resolution if summary is not None else None
-    by_size = candidate is not None and summary is not None and summary.returned == "resolution"
-    recovered_file = Path(run_dir) / "recovered" / "metrics.json"
+    by_size = candidate is not None and summary is not None and summary.returned == RESOLUTION_DIR
+    recovered_file = Path(run_dir) / RECOVERED_DIR / "metrics.json"
     if recovered and recovered_file.is_file():
         body.append(_cells(IterationRecord.from_json(read_json(recovered_file)), SEARCH_COLUMNS)
                     + ["after --recover-epochs" + ("" if by_size else ", returned")])
@@ -164,8 +164,8 @@ def search_table(run_dir: str | Path) -> str:
     if unmet:
         lines.append(unmet)
     if candidate is not None:
-        pruned = Path(run_dir) / ("recovered" if recovered else f"iter_{best:03d}") / "predictions.json"
-        said = validation_choice(Path(run_dir) / "resolution" / "predictions.json", pruned,
+        pruned = Path(run_dir) / (RECOVERED_DIR if recovered else f"iter_{best:03d}") / "predictions.json"
+        said = validation_choice(Path(run_dir) / RESOLUTION_DIR / PREDICTIONS_FILE, pruned,
                                  f"the {candidate.extra.get('image_size')} px model", "the sub-model")
         if said is not None:
             lines.append(said)
