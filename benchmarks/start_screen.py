@@ -63,8 +63,10 @@ CANDIDATE = "resolution"
 def model_file(run: Path, which: str = "") -> Path:
     if which == CANDIDATE:
         return run / CANDIDATE / "model.pt"
-    if (run / CANDIDATE / "model.pt").is_file() and (run / "recovered").is_dir():  # the pruned one, returned or not
-        return run / "recovered" / "model.pt"
+    if (run / CANDIDATE / "model.pt").is_file():  # the pruned one, returned or not: recovered, else its iteration's
+        if (run / "recovered").is_dir():
+            return run / "recovered" / "model.pt"
+        return run / f"iter_{json.loads((run / 'summary.json').read_text())['best_iteration']:03d}" / "model.pt"
     return run / "best" / "model.pt" if (run / "best").is_dir() else run / "model.pt"
 
 

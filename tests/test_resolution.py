@@ -53,11 +53,17 @@ def test_auto_prices_sizes_by_macs_for_a_mac_target():
     assert 1 - macs[choice.size] / macs[64] >= 0.4 > 1 - macs[choice.size + 8] / macs[64]
 
 
-def test_auto_prices_sizes_by_measured_speed_for_a_speed_target(fake_speed):
+def test_auto_prices_sizes_by_measured_speed_for_a_speed_target(fake_speed, monkeypatch):
+    from transtailor.models import timing
+
+    built = []  # the input size of every runner made: the reference (64 px) once, each size tried once
+    runner = timing.make_runner
+    monkeypatch.setattr(timing, "make_runner", lambda m, shape, setup: built.append(shape[-1]) or runner(m, shape, setup))
     model = torchvision.models.resnet18(num_classes=3)
     cfg = SearchConfig(target_speedup=1.5, image_size=64)
     assert cfg.resolution_choice() == "auto"
     choice = choose_size(cfg, model, 64, timing_setup(cfg, "cpu"))
+    assert sorted(built) == sorted([64] + [r for r, _ in choice.tried]) and len(choice.tried) >= 2
     macs = {r: count_macs_params(model, r)[0] for r in (64, *smaller_sizes(64))}
     speed = {r: macs[64] / macs[r] for r in macs}  # the fake timer's speed-up: the MAC ratio at each own size
     assert choice.priced_by == "measured speed-up"

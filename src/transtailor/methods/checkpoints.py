@@ -33,7 +33,7 @@ from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..records import IterationRecord, RunState
-from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, RunDir, atomic_write, read_json, write_json
+from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECOVERED_DIR, RunDir, atomic_write, read_json, write_json
 from ..training.predictions import Evaluated
 from .results import write_predictions
 

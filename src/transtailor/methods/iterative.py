@@ -41,13 +41,13 @@ from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..models.measure import count_macs_params
 from ..records import IterationRecord, Reference, RunState, SearchSummary
-from ..runs import CONFIG_FILE, SUMMARY_FILE, RunDir, read_json, releases_folders
+from ..runs import CONFIG_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json, releases_folders
 from ..training import FitResult, seed_everything
 from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, ENDS, RECOVERED_DIR, RECOVERY_OPTIONS, RESOLUTION_DIR, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, RECOVERY_OPTIONS, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start

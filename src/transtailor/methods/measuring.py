@@ -4,7 +4,7 @@ alternately against a reference (the speed-up is the median of the per-round rat
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -53,25 +53,33 @@ def latency_fields(model: nn.Module, image_size: int, setup: TimingSetup, refere
     return out
 
 
-def measured_speedup(model: nn.Module, reference: nn.Module, image_size: int, setup: TimingSetup,
-                     rounds: int, reference_size: int | None = None) -> float:
+def reference_runner(reference: nn.Module, image_size: int, setup: TimingSetup) -> Callable[[], Any]:
+    """``reference`` ready to be timed at ``image_size`` px and ``setup.batch``, to compare several models with
+    (:func:`measured_speedup`) without building it again: on ONNX Runtime that is an export and a session."""
+    return timing.make_runner(reference, _shape(setup, image_size), setup)
+
+
+def measured_speedup(model: nn.Module, reference: nn.Module | Callable[[], Any], image_size: int,
+                     setup: TimingSetup, rounds: int, reference_size: int | None = None) -> float:
     """``model``'s speed-up over ``reference`` at ``setup.batch``: median of alternate rounds' ratios (the
-    reference at ``reference_size`` px, default ``image_size``)."""
+    reference at ``reference_size`` px, default ``image_size``; or a :func:`reference_runner`, which has its
+    own)."""
     return _timed(model, reference, image_size, setup, rounds, reference_size).speedup
 
 
-def _timed(model: nn.Module, reference: nn.Module | None, image_size: int, setup: TimingSetup,
+def _shape(setup: TimingSetup, size: int) -> tuple[int, int, int, int]:
+    return setup.batch, 3, size, size
+
+
+def _timed(model: nn.Module, reference: nn.Module | Callable[[], Any] | None, image_size: int, setup: TimingSetup,
            rounds: int, reference_size: int | None = None) -> Latency:
     """``model`` timed at ``setup.batch``, alternately with ``reference`` where one is given, each at its own
-    input size."""
-    def shape(size: int) -> tuple[int, int, int, int]:
-        return setup.batch, 3, size, size
-
-    models: dict[str, Any] = {"model": timing.make_runner(model, shape(image_size), setup)}
+    input size (a reference given as a runner is timed as it was built)."""
+    models: dict[str, Any] = {"model": timing.make_runner(model, _shape(setup, image_size), setup)}
+    if isinstance(reference, nn.Module):
+        reference = timing.make_runner(reference, _shape(setup, reference_size or image_size), setup)
     if reference is not None:
-        models = {"reference": timing.make_runner(reference, shape(reference_size or image_size), setup), **models}
-    res = timing.compare_latency(models, "model" if reference is None else "reference", shape(image_size), setup,
-                                 rounds=rounds)
+        models = {"reference": reference, **models}
+    res = timing.compare_latency(models, "model" if reference is None else "reference", _shape(setup, image_size),
+                                 setup, rounds=rounds)
     return res["model"]
-
-

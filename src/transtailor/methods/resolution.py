@@ -36,13 +36,13 @@ from ..errors import ConfigError
 from ..models.measure import count_macs_params
 from ..models.timing import TimingSetup
 from ..records import IterationRecord
-from ..runs import RunDir, SUMMARY_FILE, read_json
+from ..runs import RESOLUTION_DIR, RunDir, SUMMARY_FILE, read_json
 from ..training import seed_everything
 from ..training.compute import epochs_equivalent
 from ..training.loop import Criterion
-from .checkpoints import RESOLUTION_DIR, Checkpoints
+from .checkpoints import Checkpoints
 from .finetune import finetune_phase
-from .measuring import measure, measured_speedup
+from .measuring import measure, measured_speedup, reference_runner
 from .results import final_scores
 from .setup import Setup, run_data
 from .stopping import SPEEDUP_TOLERANCE
@@ -104,8 +104,10 @@ def choose_size(cfg: IterativeConfig, model: nn.Module, size: int, timing: Timin
             raise ConfigError("--resolution auto measures the speed of each input size in one process: give the "
                               "size in px under torchrun (e.g. --resolution 96)")
 
+        reference = reference_runner(model, size, timing)  # built once, timed against each size
+
         def speedup(r: int) -> float:
-            value = measured_speedup(model, model, r, timing, PRICE_ROUNDS, reference_size=size)
+            value = measured_speedup(model, reference, r, timing, PRICE_ROUNDS)
             log.info("resolution: the start model at %d px runs %.2fx as fast as at %d px (%s, batch %d)",
                      r, value, size, timing.target, timing.batch)
             return value

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..records import IterationRecord
 from ..runs import RECOVERED_DIR, RESOLUTION_DIR, read_json
-from .tables import load_iterations, returned_iteration
+from .tables import load_iterations, returned_candidate, returned_iteration
 
 
 def draw_search_plots(run_dir: str | Path) -> list[Path]:
@@ -29,10 +29,9 @@ def draw_search_plots(run_dir: str | Path) -> list[Path]:
     for r, x in zip(rows, red):
         ax.annotate(str(r.iteration), (x, r.test_top1), textcoords="offset points", xytext=(3, -10), fontsize=7)
     best, what = rows[returned], f"iteration {returned}"
-    summary = run / "summary.json"
-    if summary.is_file() and read_json(summary).get("returned") == RESOLUTION_DIR:
-        best = IterationRecord.from_json(read_json(run / RESOLUTION_DIR / "metrics.json"))
-        what = f"start model at {best.extra.get('image_size')} px"
+    candidate = returned_candidate(run)
+    if candidate is not None:
+        best, what = candidate, f"start model at {candidate.extra.get('image_size')} px"
     ax.axvline(100 * best.flops_reduction, color="grey", lw=0.8, ls=":", label=f"returned ({what})")
     for name, r, marker in _after_steps(run):
         ax.plot([100 * r.flops_reduction], [r.test_top1], marker, ms=9, ls="none", label=f"{name} (test)")

@@ -40,13 +40,23 @@ def load_state(run_dir: str | Path) -> RunState:
     return RunState.from_json(read_json(Path(run_dir) / "state.json"))
 
 
+def load_summary(run_dir: str | Path) -> SearchSummary | None:
+    """A finished run's ``summary.json``; None while it runs."""
+    path = Path(run_dir) / "summary.json"
+    return SearchSummary.from_json(read_json(path)) if path.is_file() else None
+
+
 def returned_iteration(run_dir: str | Path) -> int:
     """The iteration a finished run returned (``--return-iteration`` or the search's pick); while it runs,
     the best so far."""
-    summary = Path(run_dir) / "summary.json"
-    if summary.is_file():
-        return int(read_json(summary)["best_iteration"])
-    return load_state(run_dir).best
+    summary = load_summary(run_dir)
+    return load_state(run_dir).best if summary is None else summary.best_iteration
+
+
+def returned_candidate(run_dir: str | Path) -> IterationRecord | None:
+    """The lower-resolution candidate's record where a finished run returned it instead of a sub-model."""
+    summary = load_summary(run_dir)
+    return summary.resolution if summary is not None and summary.returned == RESOLUTION_DIR else None
 
 
 def _cells(r: IterationRecord, columns: list[tuple[Any, ...]]) -> list[str]:
@@ -106,8 +116,7 @@ def search_table(run_dir: str | Path) -> str:
     reference too, when the run has them), which one is returned, how it compares and what it cost."""
     rows = load_iterations(run_dir)
     state = load_state(run_dir)
-    summary_file = Path(run_dir) / "summary.json"
-    summary = SearchSummary.from_json(read_json(summary_file)) if summary_file.is_file() else None
+    summary = load_summary(run_dir)
     best, stopped = (state.best if summary is None else summary.best_iteration), state.stopped
     recovered = summary is not None and summary.test_top1_before_recovery is not None
     header = [c[0] for c in SEARCH_COLUMNS] + [""]
