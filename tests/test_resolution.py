@@ -96,7 +96,8 @@ def test_resolution_defaults_and_bad_values():
     for cfg, words in [(SearchConfig(resolution="auto"), "give --target-speedup or --target-flops-reduction"),
                        (SearchConfig(resolution="96px"), "'auto', 'off' or a size in px"),
                        (SearchConfig(resolution="112", image_size=112), "below the run's --image-size 112"),
-                       (SearchConfig(resolution="8"), "too small")]:
+                       (SearchConfig(resolution="8"), "too small"),
+                       (SearchConfig(resolution="0", image_size=112), "too small")]:
         with pytest.raises(ConfigError, match=words):
             cfg.validate()
 
@@ -105,6 +106,11 @@ def test_the_cli_refuses_a_bad_resolution_in_one_line(tiny_folder, tmp_path, cap
     assert main(["search", "--data", str(tiny_folder), "--out", str(tmp_path / "o"), "--resolution", "big"]) == 2
     err = capsys.readouterr().err
     assert "--resolution must be 'auto', 'off' or a size in px" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    # without --image-size the run's size is the model's native one, and a size at or above it is refused
+    # before any training, not after the steps
+    assert main(["search", "--data", str(tiny_folder), "--out", str(tmp_path / "o"), "--resolution", "300"]) == 2
+    assert "--resolution 300 must be below the run's --image-size 224" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -194,10 +194,10 @@ class IterativeConfig(PruningOptions, CommonConfig):
         if not choice.isdigit():
             raise ConfigError(f"--resolution must be 'auto', 'off' or a size in px, got {choice!r}")
         size = int(choice)
-        if self.image_size is not None and not 0 < size < self.image_size:
-            raise ConfigError(f"--resolution {size} must be below the run's --image-size {self.image_size}")
         if size < 16:
             raise ConfigError(f"--resolution {size} is too small: use at least 16 px")
+        if self.image_size is not None and size >= self.image_size:
+            raise ConfigError(f"--resolution {size} must be below the run's --image-size {self.image_size}")
 
     def target_flops_reduction_asked(self) -> float | None:
         """The MAC reduction this command is asked for (the search's target; a prune's amount), if any."""

@@ -63,10 +63,10 @@ def prepare(cfg: T, command: str, model: nn.Module | None = None, *, overwrite: 
     method cannot do with this model, also before the folder exists.
     """
     started = time.perf_counter()
-    cfg.validate()
     image_size = cfg.image_size or recipe_image_size(cfg.data) or (
         native_image_size(cfg.model) if model is None else DEFAULT_IMAGE_SIZE)
     cfg = dataclasses.replace(cfg, image_size=image_size)
+    cfg.validate()  # with the size resolved: options checked against it (--resolution) see the run's own
     out = Path(cfg.out) if cfg.out else _default_out(command, cfg)
     if cfg.out and not overwrite:
         RunDir(out).refuse_if_taken()  # before the data are read; checked again once the folder is claimed
