@@ -181,6 +181,22 @@ def test_a_finished_run_keeps_its_candidate_and_trains_another_for_another_size(
     assert load_bundle(out / "resolution" / "model.pt").meta["image_size"] == 16
 
 
+def test_the_candidate_trains_without_the_teacher_that_recovers_the_sub_model(tiny_folder, tmp_path):
+    from transtailor.training.compute import epochs_equivalent
+
+    out = tmp_path / "r"
+    _candidate_search(tiny_folder, out)
+    first = (out / "resolution" / "model.pt").read_bytes()
+    search(SearchConfig(resume=str(out), distill="start"))  # the recovery trains again, now with FT as teacher
+    summary = json.loads((out / "summary.json").read_text())
+    candidate = IterationRecord.from_json(summary["resolution"])
+    recovered = IterationRecord.from_json(json.loads((out / "recovered" / "metrics.json").read_text()))
+    macs0 = summary["macs_original"]
+    assert (out / "recovered_1").is_dir() and recovered.compute > epochs_equivalent(1, recovered.macs, macs0)
+    assert (out / "resolution" / "model.pt").read_bytes() == first and not (out / "resolution_1").exists()
+    assert candidate.compute == pytest.approx(epochs_equivalent(1, candidate.macs, macs0))
+
+
 def test_compare_rows_are_each_methods_own_sub_model(tmp_path):
     from transtailor.config import CompareConfig
     from transtailor.methods.compare import run_config

@@ -282,14 +282,14 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
 
 def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
                           resumed: RunDir | None) -> IterationRecord | None:
-    """``--resolution``: the start model trained at a lower input size as the recovery trains the sub-model
-    (:mod:`.resolution`), or the one a resumed finished run trained alike; None when off or when no size
+    """``--resolution``: the start model trained at a lower input size on the recovery's schedule, without a
+    teacher (:mod:`.resolution`), or the one a resumed finished run trained alike; None when off or when no size
     reaches the target."""
     cfg = s.cfg
     if cfg.resolution_choice() == "off":
         return None
     epochs = cfg.recovery_epochs() or cfg.start_epochs()  # without a recovery: as long as the start model trained
-    key = candidate_key(cfg, epochs, _recovery_options(to_dict(cfg)))
+    key = candidate_key(cfg, epochs)
     kept = finished_candidate(resumed, key) if resumed is not None else None
     if kept is not None:
         return kept
@@ -300,9 +300,7 @@ def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
                     "candidate", MIN_SIZE, choice.priced_by,
                     ", ".join(f"{r} px {v:.2f}" for r, v in choice.tried) or "-")
         return None
-    teacher = loop.teacher(s, None)
-    return train_candidate(s, loop.ckpt, start, choice, Candidate(epochs, _distiller(s, teacher), teacher, key),
-                           macs0, loop.timing)
+    return train_candidate(s, loop.ckpt, start, choice, Candidate(epochs, key), macs0, loop.timing)
 
 
 def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,12 @@ reaches the run's target: the speed-up measured on ``--latency-target`` against 
 run's size, each fed its own size (``--target-speedup``), else the MACs (``--target-flops-reduction``).
 A size in px is taken as given.
 
-**Its training** is the recovery's, so the two candidates are trained alike: from the start model
-(iteration 0: with ``--start ft-full``, the FT-Full that pruning started from), ``--recover-epochs`` on a
-fresh schedule with one epoch of warm-up, the ``--distill`` teacher fed the same smaller images (with
-``--recover-epochs 0``, as many epochs as the start model trained: a new input size needs a real schedule).
+**Its training** is the recovery's schedule: from the start model (iteration 0: with ``--start ft-full``,
+the FT-Full that pruning started from), ``--recover-epochs`` on a fresh schedule with one epoch of warm-up
+and ``--label-smoothing`` (with ``--recover-epochs 0``, as many epochs as the start model trained: a new
+input size needs a real schedule). It trains without the ``--distill`` teacher: fed the candidate's smaller
+images, FT-Full as the teacher made it less accurate on caltech101 (−0.73 points, where it made the recovered
+sub-model +0.90) and costs its forward passes (docs/measurements/recovery.md).
 It is saved to ``resolution/`` like ``recovered/``, with its input size in the model file, so that
 ``export``, ``evaluate`` and ``benchmark`` feed it the size it was trained at.
 """
@@ -39,7 +41,6 @@ from ..records import IterationRecord
 from ..runs import RESOLUTION_DIR, RunDir, SUMMARY_FILE, read_json
 from ..training import seed_everything
 from ..training.compute import epochs_equivalent
-from ..training.loop import Criterion
 from .checkpoints import Checkpoints
 from .finetune import finetune_phase
 from .measuring import measure, measured_speedup, reference_runner
@@ -121,11 +122,12 @@ def choose_size(cfg: IterativeConfig, model: nn.Module, size: int, timing: Timin
     return SizeChoice(found, "MACs", tried)
 
 
-def candidate_key(cfg: IterativeConfig, epochs: int, recovery: dict[str, Any]) -> dict[str, Any]:
+def candidate_key(cfg: IterativeConfig, epochs: int) -> dict[str, Any]:
     """What makes two candidates the same: the --resolution asked, the targets that price 'auto', the length
-    and the recovery options it trained with."""
+    and the label smoothing it trained with."""
     return {"resolution": cfg.resolution_choice(), "target_speedup": cfg.target_speedup,
-            "target_flops_reduction": cfg.target_flops_reduction_asked(), "epochs": epochs, "recovery": recovery}
+            "target_flops_reduction": cfg.target_flops_reduction_asked(), "epochs": epochs,
+            "label_smoothing": cfg.label_smoothing}
 
 
 def finished_candidate(run: RunDir, key: dict[str, Any]) -> IterationRecord | None:
@@ -140,12 +142,10 @@ def finished_candidate(run: RunDir, key: dict[str, Any]) -> IterationRecord | No
 
 @dataclass
 class Candidate:
-    """How the candidate trains: its length, its loss (None: cross-entropy), the teacher in that loss (its
-    forward passes count in the compute) and what makes it the same candidate on resume (:func:`candidate_key`)."""
+    """How the candidate trains: its length and what makes it the same candidate on resume
+    (:func:`candidate_key`)."""
 
     epochs: int
-    criterion: Criterion | None
-    teacher: nn.Module | None
     key: dict[str, Any]
 
 
@@ -164,7 +164,7 @@ def train_candidate(s: Setup[IterativeConfig], ckpt: Checkpoints, start: nn.Modu
     reseed_loader(sub.data.train_loader, seed)
     t = time.perf_counter()
     fitted = finetune_phase(sub, "full", how.epochs, "resolution", {"iteration": 0, "image_size": size},
-                            criterion=how.criterion, warmup_epochs=1.0)
+                            warmup_epochs=1.0)
     seconds = time.perf_counter() - t
     scores, evaluated = final_scores(sub, bundle.model, fitted)
     cost = measure(bundle.model, size, setup=timing, reference=start if timing else None,
@@ -173,8 +173,7 @@ def train_candidate(s: Setup[IterativeConfig], ckpt: Checkpoints, start: nn.Modu
                           flops_reduction=1.0 - cost["macs"] / macs0, best_epoch=fitted.best_epoch,
                           train_seconds=fitted.seconds)
     rec.seconds = {"finetune": seconds}
-    teacher_macs = None if how.teacher is None else count_macs_params(how.teacher, size)[0]
-    rec.compute = epochs_equivalent(how.epochs, rec.macs, macs0, teacher_macs=teacher_macs)
+    rec.compute = epochs_equivalent(how.epochs, rec.macs, macs0)
     rec.extra["image_size"] = size
     rec.extra["resolution"] = {**choice.to_json(), "key": how.key}
     meta = {"classes": s.data.classes, "image_size": size, "crop_pct": s.cfg.crop_pct, "iteration": 0,
