@@ -9,7 +9,7 @@ from typing import Any
 from ..config.commands import ACCURACY_STOP_RULES
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, RunDir, read_json
+from ..runs import PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json
 from .paired import validation_choice
 
 COLUMNS: list[tuple[Any, ...]] = [
@@ -42,7 +42,7 @@ def load_state(run_dir: str | Path) -> RunState:
 
 def load_summary(run_dir: str | Path) -> SearchSummary | None:
     """A finished run's ``summary.json``; None while it runs."""
-    path = Path(run_dir) / "summary.json"
+    path = Path(run_dir) / SUMMARY_FILE
     return SearchSummary.from_json(read_json(path)) if path.is_file() else None
 
 
@@ -173,7 +173,7 @@ def search_table(run_dir: str | Path) -> str:
     if unmet:
         lines.append(unmet)
     if candidate is not None:
-        pruned = Path(run_dir) / (RECOVERED_DIR if recovered else f"iter_{best:03d}") / "predictions.json"
+        pruned = Path(run_dir) / (RECOVERED_DIR if recovered else f"iter_{best:03d}") / PREDICTIONS_FILE
         said = validation_choice(Path(run_dir) / RESOLUTION_DIR / PREDICTIONS_FILE, pruned,
                                  f"the {candidate.extra.get('image_size')} px model", "the sub-model")
         if said is not None:
