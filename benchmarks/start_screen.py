@@ -106,10 +106,11 @@ def recompute(run: Path, cfg: dict[str, Any], s: dict[str, Any]) -> float:
     its = json.loads((run / "iterations.json").read_text())
     m0 = its[0]["macs"]
     epochs, teacher = cfg["epochs"], (1 / 3 if cfg.get("distill", "none") != "none" else 0.0)
+    in_steps = teacher if cfg.get("distill_in", "all") == "all" else 0.0  # written before --distill-in: all
     step_epochs = cfg.get("finetune_epochs") or epochs
     total = 0.0 if cfg.get("from_ft") else (cfg.get("ft_epochs") or epochs) / 3
     for before, after in zip(its, its[1:]):
-        total += (before["macs"] + step_epochs * after["macs"]) / m0 + step_epochs * teacher
+        total += (before["macs"] + step_epochs * after["macs"]) / m0 + step_epochs * in_steps
     recover = cfg.get("recover_epochs", 0)
     return total + recover * (its[s["best_iteration"]]["macs"] / m0 + teacher)
 

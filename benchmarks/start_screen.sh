@@ -10,6 +10,9 @@
 #              epochs, but starting from the FT-Full 12-epoch model (--start ft-full) instead of FT
 #   iterfull24 cub100, seed SEED (default 0): FT-Full 24 epochs, then the default search's 10 % steps of 4
 #              epochs to 40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
+#   iterteacher24 cub100, seed SEED: iterfull24 with its FT-Full start as the teacher of the recovery alone
+#              (--distill start --distill-in recovery, weight 0.5, T = 4: the default with a target); seed 0's
+#              run of that name is iterfull24's run recovered again so (benchmarks/recover_iteration.sh)
 #   recover24  cub100: the recovery screen's search (40 % fewer MACs, 4 epochs a step) recovered for 24
 #              epochs instead of 8 (a copy of that run, resumed with --recover-epochs 24: the steps are
 #              not repeated)
@@ -71,6 +74,12 @@ case "$1" in
     run iterative40-from-ftfull24-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
         --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
         --recover-epochs 24 ;;
+  iterteacher24)
+    seed=${SEED:-0}
+    ft_full_24 $seed
+    run iterative40-from-ftfull24-teacher-recover24-s$seed search ${common/--seed 0/--seed $seed} --image-size 112 \
+        --from-ft $out/ft-full-24ep-s$seed --start ft-full --epochs 4 --target-flops-reduction 0.4 --stop-rule none \
+        --recover-epochs 24 --distill start --distill-in recovery ;;
   recover24)
     r24=$out/search-40-recover24-s0
     if [ -f "$r24/recovered_1/model.pt" ] && [ -f "$r24/recovered/model.pt" ]; then exit 0; fi  # done
@@ -152,5 +161,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|iterteacher24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
 esac

@@ -66,8 +66,9 @@ def test_label_smoothing_is_its_formula_in_training_and_in_the_distillation_mix(
 def test_search_distillation_acts_on_the_fine_tuning_by_its_weight(tiny_folder, tmp_path):
     plain = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "plain"), **TINY))
     zero = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "zero"), distill="previous",
-                               distill_weight=0.0, **TINY))
-    taught = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "taught"), distill="previous", **TINY))
+                               distill_in="all", distill_weight=0.0, **TINY))
+    taught = search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "taught"), distill="previous",
+                                 distill_in="all", **TINY))
     assert len(plain.iterations) == len(taught.iterations) == 2
     assert plain.iterations[1].macs == taught.iterations[1].macs  # the same pruning: distillation acts
     w = {k: dict(r.model.named_parameters())["conv1.weight"] for k, r in
@@ -84,6 +85,6 @@ def test_a_teacher_for_other_classes_is_refused(tiny_folder, tmp_path):
     teacher = search(SearchConfig(data=str(other), out=str(tmp_path / "teacher"), **TINY))
     with pytest.raises(ConfigError, match="2 classes"):
         search(SearchConfig(data=str(tiny_folder), out=str(tmp_path / "student"), distill=str(teacher.run_dir),
-                            **TINY))
+                            distill_in="all", **TINY))
     with pytest.raises(ConfigError, match="no such model"):
         SearchConfig(data=str(tiny_folder), distill=str(tmp_path / "missing"), **TINY).validate()

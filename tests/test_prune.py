@@ -290,11 +290,15 @@ def test_l1_ranks_each_layer_against_itself_by_default(tiny_folder, tmp_path):
 
 def test_sfp_records_the_channels_it_removed_and_refuses_distill(tiny_folder, tmp_path):
     from transtailor.errors import ConfigError
+    from transtailor.methods.prune import check_criterion
     from transtailor.models import load_model
 
     with pytest.raises(ConfigError, match="drop --distill"):
-        prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "no"), method="sfp", distill="previous", **TINY))
+        prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "no"), method="sfp", distill="previous",
+                          distill_in="all", **TINY))
     assert not (tmp_path / "no").exists()  # refused before anything was written
+    # a teacher of the recovery alone is no teacher step: allowed
+    check_criterion(PruneConfig(data=str(tiny_folder), method="sfp", distill="previous", recover_epochs=1))
     res = prune(PruneConfig(data=str(tiny_folder), out=str(tmp_path / "sfp"), method="sfp", flops_reduction=0.2,
                             **TINY))
     pruning = json.loads((res.run_dir / "iter_001" / "pruning.json").read_text())

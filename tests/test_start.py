@@ -72,19 +72,19 @@ def test_start_ft_full_trains_every_layer_and_is_the_reference(tiny_folder, tmp_
     assert start.compute == pytest.approx(1.0) and _iterations(ft_out)[0].compute == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("teacher", ["start", "previous"])
-def test_compute_is_the_sum_of_each_phase_at_its_width(tiny_folder, tmp_path, teacher):
-    """Each step scores the model before it (one Taylor pass), fine-tunes the pruned one and, distilling, runs
-    the teacher forward: the start model's width with 'start', the previous step's with 'previous'; the
-    recovery trains the returned width with the start model as teacher."""
+@pytest.mark.parametrize("teacher,scope", [("start", "all"), ("previous", "all"), ("start", "recovery")])
+def test_compute_is_the_sum_of_each_phase_at_its_width(tiny_folder, tmp_path, teacher, scope):
+    """Each step scores the model before it (one Taylor pass), fine-tunes the pruned one and, distilling in the
+    steps (--distill-in all), runs the teacher forward: the start model's width with 'start', the previous
+    step's with 'previous'; the recovery trains the returned width with the start model as teacher."""
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=2, stop_rule="none",
-                              distill=teacher, finetune_epochs=1, **dict(TINY, recover_epochs=2)))
+                              distill=teacher, distill_in=scope, finetune_epochs=1, **dict(TINY, recover_epochs=2)))
     its = _iterations(out)
     m0 = its[0].macs
     expected = [1 / 3]  # FT: one head-only epoch
     for prev, cur in zip(its, its[1:]):
-        t = m0 if teacher == "start" else prev.macs
+        t = 0 if scope == "recovery" else m0 if teacher == "start" else prev.macs
         expected.append(prev.macs / m0 + cur.macs / m0 + t / m0 / 3)
     assert [r.compute for r in its] == pytest.approx(expected)
     returned = its[res.summary.best_iteration].macs
@@ -100,7 +100,7 @@ def test_a_saved_teacher_is_scored_as_the_reference_row(tiny_folder, tmp_path, c
     assert json.loads((teacher_run / "summary.json").read_text())["compute_ft_full_epochs"] == pytest.approx(1.0)
     out = tmp_path / "r"
     res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
-                              distill=str(teacher_run), **TINY))
+                              distill=str(teacher_run), distill_in="all", **TINY))
     _reference_against_evaluate(res, tiny_folder, teacher_run, f"teacher {teacher_run}")
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the report reads the new summary back
@@ -113,6 +113,49 @@ def test_start_and_distill_refuse_what_they_cannot_use(tiny_folder, tmp_path, ca
         main(["search", "--data", str(tiny_folder), "--start", "full", "--out", str(tmp_path / "r")])
     assert exited.value.code == 2
     assert "--start" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_ft_full_teaches_the_recovery_by_default_and_leaves_the_steps_as_they_were(tiny_folder, tmp_path):
+    """With an FT-Full start and a recovery, FT-Full is the recovery's teacher unless --distill says otherwise;
+    the steps train as without a teacher, weight for weight."""
+    runs = {}
+    for name, distill in (("default", None), ("none", "none")):
+        out = tmp_path / name
+        res = search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none",
+                                  start="ft-full", ft_epochs=1, distill=distill, **dict(TINY, recover_epochs=1)))
+        runs[name] = (out, res)
+    (out, res), (plain_out, plain) = runs["default"], runs["none"]
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert (config["distill"], config["distill_in"]) == ("start", "recovery")  # recorded as what it was
+    assert yaml.safe_load((plain_out / "config.yaml").read_text())["distill"] == "none"
+    assert (out / "iter_001" / "model.pt").read_bytes() == (plain_out / "iter_001" / "model.pt").read_bytes()
+    assert [r.compute for r in _iterations(out)] == [r.compute for r in _iterations(plain_out)]
+    recovered = json.loads((out / "recovered" / "metrics.json").read_text())
+    assert recovered["recovery"]["distill"] == "start"
+    macs0, macs = res.summary.macs_original, recovered["macs"]
+    assert recovered["compute"] == pytest.approx(epochs_equivalent(1, macs, macs0, teacher_macs=macs0))
+    assert (out / "recovered" / "model.pt").read_bytes() != (plain_out / "recovered" / "model.pt").read_bytes()
+    assert "after --recover-epochs, teacher FT-Full, returned" in search_table(out)  # the user is told
+    assert "after --recover-epochs, returned" in search_table(plain_out)
+    # no FT-Full start, or no recovery: no teacher unless asked for
+    assert SearchConfig(data="x", start="ft").resolved().distill == "none"
+    assert SearchConfig(data="x", start="ft-full", recover_epochs=0).resolved().distill == "none"
+    assert SearchConfig(data="x", target_speedup=1.5).resolved().distill == "start"
+    with pytest.raises(ConfigError, match="--recover-epochs 0 trains none"):
+        SearchConfig(data="x", distill="start", recover_epochs=0).validate()
+    SearchConfig(data="x", distill="start", distill_in="all", recover_epochs=0).validate()  # the steps' teacher
+
+
+def test_a_run_written_before_distill_in_resumes_with_its_teacher_in_every_step(tiny_folder, tmp_path):
+    from transtailor.methods.checkpoints import Checkpoints
+
+    out = tmp_path / "r"
+    search(SearchConfig(data=str(tiny_folder), out=str(out), max_iterations=1, stop_rule="none", distill="start",
+                        distill_in="all", **TINY))
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    del config["distill_in"]  # as a run folder written before the option was
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    assert Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(out))).distill_in == "all"
 
 
 def test_steps_reach_the_target_in_that_many_equal_steps(tiny_folder, tmp_path):

@@ -29,6 +29,8 @@ DEFAULT_FT_FULL_EPOCHS = 24
 
 #: the --distill values that are not a file: no teacher, the unpruned start model, the model before each step
 DISTILL_CHOICES = ("none", "start", "previous")
+#: what the teacher trains (--distill-in): the recovery alone, or every step's fine-tuning too
+DISTILL_SCOPES = ("recovery", "all")
 #: the --resolution values that are not a size in px
 RESOLUTION_CHOICES = ("auto", "off")
 
@@ -43,10 +45,16 @@ class PruningOptions:
     finetune_epochs: int | None = option(None, "epochs of fine-tuning after each pruning step (default: --epochs)")
     min_channels: int = option(1, "every layer keeps at least this many filters")
     max_layer_fraction: float = option(0.3, "no layer loses more than this fraction of its filters in one step")
-    distill: str = option("none", "fine-tune each sub-model to also match a teacher's soft outputs: 'none', "
-                          "'start' (the unpruned model pruning started from: with --start ft-full, FT-Full), "
-                          "'previous' (the sub-model before this step's pruning) or a saved model or run folder "
-                          "(e.g. an FT-Full run on the same classes; it is also scored as the reference row)")
+    distill: str | None = option(None, "train the returned sub-model to also match a teacher's soft outputs: "
+                                 "'none', 'start' (the unpruned model pruning started from: with --start "
+                                 "ft-full, FT-Full), 'previous' (in a step, the sub-model before it; in the "
+                                 "recovery, as start) or a saved model or run folder (e.g. an FT-Full run on the "
+                                 "same classes; it is also scored as the reference row); default: 'start' when "
+                                 "pruning starts from FT-Full (--start ft-full, the default with a target) and "
+                                 "there is a recovery, else 'none'")
+    distill_in: str = option("recovery", "what the --distill teacher trains: 'recovery' (the returned sub-model's "
+                             "recovery alone: measured +0.8 to +0.9 points, where in the steps it changed at "
+                             "most 0.14) or 'all' (every step's fine-tuning as well)", DISTILL_SCOPES)
     distill_weight: float = option(0.5, "weight of the distillation term (the cross-entropy gets 1 - weight)")
     distill_temperature: float = option(4.0, "softmax temperature of the distillation term")
     cost: str = option("macs", "what a pruning step's budget is spent in: macs, or latency measured on "
@@ -70,6 +78,10 @@ class PruningOptions:
         """``--recover-epochs``, or its default when not given."""
         return DEFAULT_RECOVER_EPOCHS if self.recover_epochs is None else self.recover_epochs
 
+    def distill_choice(self) -> str:
+        """``--distill``, or its default when not given: no teacher."""
+        return self.distill or "none"
+
     def validate(self) -> None:
         if self.round_to is not None and self.round_to < 1:
             raise ConfigError(f"--round-to must be at least 1, got {self.round_to}")
@@ -92,9 +104,14 @@ class PruningOptions:
             raise ConfigError(f"--distill-weight must be in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
             raise ConfigError(f"--distill-temperature must be positive, got {self.distill_temperature}")
-        if self.distill not in DISTILL_CHOICES and not Path(self.distill).expanduser().exists():
-            raise ConfigError(f"--distill {self.distill}: no such model file or run folder "
+        distill = self.distill_choice()
+        if distill not in DISTILL_CHOICES and not Path(distill).expanduser().exists():
+            raise ConfigError(f"--distill {distill}: no such model file or run folder "
                               "(or use 'none', 'start' or 'previous')")
+        if distill != "none" and self.distill_in == "recovery" and self.recovery_epochs() == 0:
+            raise ConfigError(f"--distill {distill} teaches the recovery (--distill-in recovery), and "
+                              "--recover-epochs 0 trains none: give --recover-epochs, or --distill-in all to "
+                              "teach the steps")
         _check_method_options(self.method_options)
 
 
@@ -143,7 +160,7 @@ class IterativeConfig(PruningOptions, CommonConfig):
         takes (what the run folder's config.yaml records)."""
         return dataclasses.replace(self, recover_epochs=self.recovery_epochs(), start=self.start_point(),
                                    ft_epochs=None if self.from_ft else self.start_epochs(),
-                                   resolution=self.resolution_choice())
+                                   resolution=self.resolution_choice(), distill=self.distill_choice())
 
     def resolution_choice(self) -> str:
         """``--resolution``, or its default when not given: off."""
@@ -157,6 +174,14 @@ class IterativeConfig(PruningOptions, CommonConfig):
     def start_point(self) -> str:
         """``--start``, or its default when not given: the paper's FT."""
         return self.start or "ft"
+
+    def distill_choice(self) -> str:
+        """``--distill``, or its default when not given: with an FT-Full start and a recovery, that FT-Full (the
+        best unpruned model of the run: as the recovery's teacher it was never worse in three pairs, and better
+        beyond the noise in two, docs/measurements/recovery.md), else no teacher."""
+        if self.distill is not None:
+            return self.distill
+        return "start" if self.start_point() == "ft-full" and self.recovery_epochs() > 0 else "none"
 
     def start_epochs(self) -> int:
         """``--ft-epochs``, or its default: how long the unpruned start model trains (FT: --epochs; FT-Full:

@@ -200,6 +200,7 @@ class Checkpoints:
             raise ConfigError(f"--resume {cfg.resume}: no search or prune run there (config.yaml is missing)")
         saved = {k: v for k, v in run.read_config().items() if k != "command"}
         saved.update(out=str(run.path), resume=str(run.path))
+        saved.setdefault("distill_in", "all")  # written before --distill-in: its teacher trained every step
         try:
             theirs = from_dict(cls, saved)
         except ConfigError as exc:

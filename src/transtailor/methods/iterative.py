@@ -125,13 +125,13 @@ class _Loop:
     def saved_teacher(self, s: Setup[IterativeConfig]) -> ModelBundle:
         """``--distill FILE_OR_RUN``'s model, checked against the data's classes, loaded once."""
         if self._saved_teacher is None:
-            self._saved_teacher = _load_saved(s, s.cfg.distill, "--distill")
+            self._saved_teacher = _load_saved(s, s.cfg.distill_choice(), "--distill")
         return self._saved_teacher
 
     def teacher(self, s: Setup[IterativeConfig], before_step: nn.Module | None) -> nn.Module | None:
         """The ``--distill`` teacher of a fine-tuning: the model before this step (``previous``; the start model
         when ``before_step`` is None, as in the recovery), the start model, a saved model, or None."""
-        how = s.cfg.distill
+        how = s.cfg.distill_choice()
         if how == "none":
             return None
         if how == "previous" and before_step is not None:
@@ -380,9 +380,10 @@ _Pruned = tuple[nn.Module, PruneRecord, dict[str, torch.Tensor]]
 def _iteration(s: Setup[IterativeConfig], loop: _Loop, it: int, macs0: int, ift_epochs: int,
                iterations: list[IterationRecord]) -> tuple[IterationRecord, dict, dict, Evaluated]:
     cfg, model, plan = s.cfg, s.bundle.model, loop.plan
-    # the --distill teacher (the model before this step for 'previous'); a soft criterion trains without one
-    teacher = None if plan.criterion.soft else loop.teacher(s, copy.deepcopy(model) if cfg.distill == "previous"
-                                                            else None)
+    # the --distill teacher when it trains the steps too (--distill-in all; the model before this step for
+    # 'previous'); a soft criterion trains without one
+    teacher = None if plan.criterion.soft or cfg.distill_in != "all" else \
+        loop.teacher(s, copy.deepcopy(model) if cfg.distill_choice() == "previous" else None)
     macs_before = iterations[-1].macs
     sites = find_gate_sites(model, min(s.image_size, 64), exclude=(s.bundle.head,))
     t = time.perf_counter()
@@ -522,9 +523,9 @@ def _reference(s: Setup[IterativeConfig], loop: _Loop, start: IterationRecord) -
         return Reference(name=f"FT-Full (iteration 0{trained})",
                          val_top1=start.val_top1, test_top1=start.test_top1, macs=start.macs,
                          compute=start.compute if not s.cfg.from_ft else None)
-    if s.cfg.distill in DISTILL_CHOICES:
+    if s.cfg.distill_choice() in DISTILL_CHOICES:
         return None
-    return _scored_reference(s, loop.saved_teacher(s).model, f"teacher {s.cfg.distill}")
+    return _scored_reference(s, loop.saved_teacher(s).model, f"teacher {s.cfg.distill_choice()}")
 
 
 def _scored_reference(s: Setup[IterativeConfig], model: nn.Module, name: str) -> Reference:

@@ -25,8 +25,9 @@ from .stopping import Stops
 def check_criterion(cfg: PruneConfig) -> Criterion:
     """The configured criterion, refusing combinations it cannot do (before anything is written)."""
     criterion = make_criterion(cfg.method, cfg.method_options, strict=True)
-    if criterion.soft and cfg.distill != "none":
-        raise ConfigError(f"--method {cfg.method} prunes while it trains and has no teacher step: drop --distill")
+    if criterion.soft and cfg.distill_choice() != "none" and cfg.distill_in == "all":
+        raise ConfigError(f"--method {cfg.method} prunes while it trains and has no teacher step: drop --distill, "
+                          "or use --distill-in recovery (the teacher then trains the recovery alone)")
     if criterion.soft and cfg.cost == "latency":
         raise ConfigError(f"--method {cfg.method} selects filters by MACs while it trains: use --cost macs with it")
     return criterion

@@ -111,6 +111,14 @@ STOP_REASONS = {
 START_NAMES = {"ft": "FT", "ft_full": "FT-Full"}
 
 
+def _teacher_note(recovered: IterationRecord, start_name: str) -> str:
+    """Which teacher a recovery trained with, as the end table says it: ', teacher FT-Full', or nothing."""
+    teacher = recovered.extra.get("recovery", {}).get("distill", "none")
+    if teacher == "none":
+        return ""
+    return f", teacher {start_name if teacher in ('start', 'previous') else Path(teacher).name}"
+
+
 def search_table(run_dir: str | Path) -> str:
     """What a search ends with: the start model and each sub-model at a glance (the recovered one and the
     reference too, when the run has them), which one is returned, how it compares and what it cost."""
@@ -138,8 +146,10 @@ def search_table(run_dir: str | Path) -> str:
     by_size = candidate is not None and summary is not None and summary.returned == RESOLUTION_DIR
     recovered_file = Path(run_dir) / RECOVERED_DIR / "metrics.json"
     if recovered and recovered_file.is_file():
-        body.append(_cells(IterationRecord.from_json(read_json(recovered_file)), SEARCH_COLUMNS)
-                    + ["after --recover-epochs" + ("" if by_size else ", returned")])
+        rec = IterationRecord.from_json(read_json(recovered_file))
+        start_name = START_NAMES.get(rows[0].phase, "the start model") if rows else "the start model"
+        body.append(_cells(rec, SEARCH_COLUMNS) + ["after --recover-epochs" + _teacher_note(rec, start_name)
+                                                   + ("" if by_size else ", returned")])
     if candidate is not None:
         size = candidate.extra.get("image_size")
         start_name = START_NAMES.get(rows[0].phase, "start") if rows else "start"
