@@ -27,6 +27,8 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "predictions.json"
+#: a trained model's record (an iteration's, the recovered sub-model's, the candidate's) in its folder
+RECORD_FILE = "metrics.json"
 #: a search's models trained after its steps: the recovered sub-model, the lower-resolution candidate
 RECOVERED_DIR = "recovered"
 RESOLUTION_DIR = "resolution"
@@ -36,7 +38,7 @@ LOCK_FILE = ".transtailor.lock"
 # the files a run folder (or an iteration's folder in it) is made of: no command that writes a file the
 # user names ever replaces them
 RUN_FILES = frozenset({MODEL_FILE, CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, PREDICTIONS_FILE, "state.json",
-                       "iterations.json", "metrics.json", "importance.pt", "pruning.json", "latency.json",
+                       "iterations.json", RECORD_FILE, "importance.pt", "pruning.json", "latency.json",
                        "compare.json", "compare_config.json", "compare.md", LOCK_FILE})
 
 

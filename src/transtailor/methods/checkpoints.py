@@ -33,7 +33,8 @@ from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
 from ..models.zoo import ModelBundle
 from ..records import IterationRecord, RunState
-from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECOVERED_DIR, RunDir, atomic_write, read_json, write_json
+from ..runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE, RECOVERED_DIR, RunDir, \
+    atomic_write, read_json, write_json
 from ..training.predictions import Evaluated
 from .results import write_predictions
 
@@ -95,7 +96,7 @@ class Checkpoints:
         if pruning is not None:
             write_json(folder / "pruning.json", pruning)
         write_predictions(folder / PREDICTIONS_FILE, evaluated)
-        write_json(folder / "metrics.json", rec.to_json())
+        write_json(folder / RECORD_FILE, rec.to_json())
         self.run.log_metrics({"phase": "iteration", **rec.to_json()})
         write_json(self.run.file(ITERATIONS_FILE), [r.to_json() for r in iterations])
         self.write_state(state)
@@ -120,7 +121,7 @@ class Checkpoints:
         barrier()
         save_model(folder / MODEL_FILE, bundle, meta)
         write_predictions(folder / PREDICTIONS_FILE, evaluated)
-        write_json(folder / "metrics.json", rec.to_json())
+        write_json(folder / RECORD_FILE, rec.to_json())
         self.run.log_metrics({"phase": name, **rec.to_json()})
         return folder
 
@@ -175,7 +176,7 @@ class Checkpoints:
         (it may hold an iteration that was written before a kill but never committed)."""
         out = []
         for it in range(completed + 1):
-            path = self.folder(it) / "metrics.json"
+            path = self.folder(it) / RECORD_FILE
             try:
                 rec = IterationRecord.from_json(read_json(path))
                 if rec.iteration != it:

@@ -41,7 +41,7 @@ from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..models.measure import count_macs_params
 from ..records import IterationRecord, Reference, RunState, SearchSummary
-from ..runs import CONFIG_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json, releases_folders
+from ..runs import CONFIG_FILE, RECORD_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json, releases_folders
 from ..training import FitResult, seed_everything
 from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
@@ -318,7 +318,7 @@ def _recovery_key(config: dict[str, Any], iteration: int) -> tuple[Any, ...]:
 def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] | None:
     """A finished run's recovery: (its :func:`_recovery_key`, its record), or None when the run did not finish
     (no summary) or recovered nothing."""
-    recovered = run.path / RECOVERED_DIR / "metrics.json"
+    recovered = run.path / RECOVERED_DIR / RECORD_FILE
     if not (run.file(SUMMARY_FILE).is_file() and recovered.is_file() and run.file(CONFIG_FILE).is_file()):
         return None
     rec = IterationRecord.from_json(read_json(recovered))

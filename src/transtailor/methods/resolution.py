@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..models.measure import count_macs_params
 from ..models.timing import TimingSetup
 from ..records import IterationRecord
-from ..runs import RESOLUTION_DIR, RunDir, SUMMARY_FILE, read_json
+from ..runs import RECORD_FILE, RESOLUTION_DIR, RunDir, SUMMARY_FILE, read_json
 from ..training import seed_everything
 from ..training.compute import epochs_equivalent
 from .checkpoints import Checkpoints
@@ -133,7 +133,7 @@ def candidate_key(cfg: IterativeConfig, epochs: int) -> dict[str, Any]:
 def finished_candidate(run: RunDir, key: dict[str, Any]) -> IterationRecord | None:
     """A finished run's candidate trained as ``key`` says, or None (the run did not finish, or trained
     another)."""
-    path = run.path / RESOLUTION_DIR / "metrics.json"
+    path = run.path / RESOLUTION_DIR / RECORD_FILE
     if not (run.file(SUMMARY_FILE).is_file() and path.is_file()):
         return None
     rec = IterationRecord.from_json(read_json(path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import IterationRecord
-from ..runs import RECOVERED_DIR, RESOLUTION_DIR, read_json
+from ..runs import RECORD_FILE, RECOVERED_DIR, RESOLUTION_DIR, read_json
 from .tables import load_iterations, returned_candidate, returned_iteration
 
 
@@ -78,10 +78,10 @@ def _after_steps(run: Path) -> list[tuple[str, IterationRecord, str]]:
     """The models trained after the steps, as (legend name, record, marker): the recovered sub-model and the
     lower-resolution candidate, where the run has them."""
     out = []
-    recovered = run / RECOVERED_DIR / "metrics.json"
+    recovered = run / RECOVERED_DIR / RECORD_FILE
     if recovered.is_file():
         out.append(("recovered", IterationRecord.from_json(read_json(recovered)), "*"))
-    candidate = run / RESOLUTION_DIR / "metrics.json"
+    candidate = run / RESOLUTION_DIR / RECORD_FILE
     if candidate.is_file():
         rec = IterationRecord.from_json(read_json(candidate))
         out.append((f"start model at {rec.extra.get('image_size')} px", rec, "P"))

@@ -9,7 +9,7 @@ from typing import Any
 from ..config.commands import ACCURACY_STOP_RULES
 from ..errors import ConfigError
 from ..records import IterationRecord, RunState, SearchSummary
-from ..runs import PREDICTIONS_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json
+from ..runs import PREDICTIONS_FILE, RECORD_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json
 from .paired import validation_choice
 
 COLUMNS: list[tuple[Any, ...]] = [
@@ -144,7 +144,7 @@ def search_table(run_dir: str | Path) -> str:
         body.append(cells)
     candidate = summary.resolution if summary is not None else None
     by_size = candidate is not None and summary is not None and summary.returned == RESOLUTION_DIR
-    recovered_file = Path(run_dir) / RECOVERED_DIR / "metrics.json"
+    recovered_file = Path(run_dir) / RECOVERED_DIR / RECORD_FILE
     if recovered and recovered_file.is_file():
         rec = IterationRecord.from_json(read_json(recovered_file))
         start_name = START_NAMES.get(rows[0].phase, "the start model") if rows else "the start model"
