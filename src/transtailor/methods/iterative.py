@@ -41,7 +41,8 @@ from ..pruning.pruner import PruneRecord, prune_to_budget
 from ..pruning.importance_ft import attach_importance
 from ..models.measure import count_macs_params
 from ..records import IterationRecord, Reference, RunState, SearchSummary
-from ..runs import CONFIG_FILE, RECORD_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json, releases_folders
+from ..runs import CONFIG_FILE, RECORD_FILE, RECOVERED_DIR, RESOLUTION_DIR, SUMMARY_FILE, RunDir, read_json, \
+    releases_folders
 from ..training import FitResult, seed_everything
 from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
