@@ -144,15 +144,14 @@ def search_table(run_dir: str | Path) -> str:
         body.append(cells)
     candidate = summary.resolution if summary is not None else None
     by_size = candidate is not None and summary is not None and summary.returned == RESOLUTION_DIR
+    start_name = START_NAMES.get(rows[0].phase, "start") if rows else "start"
     recovered_file = Path(run_dir) / RECOVERED_DIR / RECORD_FILE
     if recovered and recovered_file.is_file():
         rec = IterationRecord.from_json(read_json(recovered_file))
-        start_name = START_NAMES.get(rows[0].phase, "the start model") if rows else "the start model"
         body.append(_cells(rec, SEARCH_COLUMNS) + ["after --recover-epochs" + _teacher_note(rec, start_name)
                                                    + ("" if by_size else ", returned")])
     if candidate is not None:
         size = candidate.extra.get("image_size")
-        start_name = START_NAMES.get(rows[0].phase, "start") if rows else "start"
         body.append([f"{size}px"] + _cells(candidate, SEARCH_COLUMNS)[1:]
                     + [f"{start_name} at {size} px (--resolution), "
                        + ("returned: val loss lower" if by_size else "not returned: val loss not lower")])
