@@ -102,6 +102,17 @@ def test_resolution_defaults_and_bad_values():
             cfg.validate()
 
 
+def test_the_candidate_length_defaults_to_the_recovery_and_is_recorded():
+    assert SearchConfig(target_speedup=1.5).candidate_epochs() == 24  # --recover-epochs' default
+    assert SearchConfig(target_speedup=1.5, recover_epochs=8).candidate_epochs() == 8
+    assert SearchConfig(target_speedup=1.5, recover_epochs=0, ft_epochs=5).candidate_epochs() == 5
+    assert SearchConfig(target_speedup=1.5, recover_epochs=8, resolution_epochs=3).candidate_epochs() == 3
+    assert SearchConfig(target_speedup=1.5, recover_epochs=8).resolved().resolution_epochs == 8
+    assert SearchConfig(target_flops_reduction=0.4).resolved().resolution_epochs is None  # no candidate
+    with pytest.raises(ConfigError, match="--resolution-epochs must be at least 1, got 0 .*--resolution off"):
+        SearchConfig(resolution="96", resolution_epochs=0).validate()
+
+
 def test_the_cli_refuses_a_bad_resolution_in_one_line(tiny_folder, tmp_path, capsys):
     assert main(["search", "--data", str(tiny_folder), "--out", str(tmp_path / "o"), "--resolution", "big"]) == 2
     err = capsys.readouterr().err
@@ -224,3 +235,19 @@ def test_the_paired_test_counts_each_models_own_hits_and_matches_the_binomial_ta
     assert mcnemar_p(0, 5) == pytest.approx(2 / 32) and mcnemar_p(8, 2) == pytest.approx(2 * 56 / 1024)
     assert mcnemar_p(3, 3) == 1.0 and mcnemar_p(0, 0) == 1.0
     assert mcnemar_p(40, 10) < 0.001 < mcnemar_p(12, 8)
+
+
+def test_the_candidate_trains_resolution_epochs_and_a_finished_run_retrains_it_for_another(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    _candidate_search(tiny_folder, out, resolution_epochs=2)  # the recovery trains 1
+
+    def trained(phase):
+        lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return [r["epoch"] for r in lines if r.get("phase") == phase and "epoch" in r]
+
+    assert trained("resolution") == [1, 2] and trained("recover") == [1]
+    first = (out / "resolution" / "model.pt").read_bytes()
+    search(SearchConfig(resume=str(out), resolution_epochs=1))
+    assert trained("resolution") == [1, 2, 1] and trained("recover") == [1]  # the recovery is kept
+    assert (out / "resolution_1" / "model.pt").read_bytes() == first
+    assert "resolution_epochs: 1" in (out / "config.yaml").read_text()

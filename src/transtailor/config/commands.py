@@ -150,17 +150,21 @@ class IterativeConfig(PruningOptions, CommonConfig):
                                     "instead of the pruned sub-model when its val loss is lower: 'auto' (the "
                                     "largest multiple of 8 px below --image-size whose measured speed-up reaches "
                                     "--target-speedup, or whose MACs reach --target-flops-reduction), a size in "
-                                    "px, or 'off'; it trains like the recovery (--recover-epochs, warm-up, the "
-                                    "--distill teacher; with --recover-epochs 0, as long as the start model: "
-                                    "--ft-epochs); default: 'auto' for a search with --target-speedup, else "
-                                    "'off'")
+                                    "px, or 'off'; it trains from the start model for --resolution-epochs with "
+                                    "one epoch of warm-up, without the --distill teacher; default: 'auto' for a "
+                                    "search with --target-speedup, else 'off'")
+    resolution_epochs: int | None = option(None, "how many epochs the --resolution candidate trains; default: "
+                                           "--recover-epochs (with --recover-epochs 0, as long as the start "
+                                           "model trained: --ft-epochs)")
 
     def resolved(self: _I) -> _I:
         """This configuration with every default that depends on other options written out as the value it
         takes (what the run folder's config.yaml records)."""
         return dataclasses.replace(self, recover_epochs=self.recovery_epochs(), start=self.start_point(),
                                    ft_epochs=None if self.from_ft else self.start_epochs(),
-                                   resolution=self.resolution_choice(), distill=self.distill_choice())
+                                   resolution=self.resolution_choice(), distill=self.distill_choice(),
+                                   resolution_epochs=self.candidate_epochs() if self.resolution_choice() != "off"
+                                   else self.resolution_epochs)
 
     def resolution_choice(self) -> str:
         """``--resolution``, or its default when not given: off."""
@@ -170,6 +174,13 @@ class IterativeConfig(PruningOptions, CommonConfig):
         """``--resolution`` as a size in px, or None for 'auto' and 'off'."""
         choice = self.resolution_choice()
         return None if choice in RESOLUTION_CHOICES else int(choice)
+
+    def candidate_epochs(self) -> int:
+        """``--resolution-epochs``, or its default when not given: the recovery's length, else (no recovery) the
+        start model's: a new input size needs a real schedule."""
+        if self.resolution_epochs is not None:
+            return self.resolution_epochs
+        return self.recovery_epochs() or self.start_epochs()
 
     def start_point(self) -> str:
         """``--start``, or its default when not given: the paper's FT."""
@@ -208,6 +219,9 @@ class IterativeConfig(PruningOptions, CommonConfig):
             raise ConfigError(f"--return-iteration must name a pruned iteration (1 or more), got "
                               f"{self.return_iteration}")
         self._check_resolution()
+        if self.resolution_epochs is not None and self.resolution_epochs < 1:
+            raise ConfigError(f"--resolution-epochs must be at least 1, got {self.resolution_epochs} (no "
+                              "lower-resolution candidate: --resolution off)")
 
     def _check_resolution(self) -> None:
         choice = self.resolution_choice()

@@ -48,10 +48,10 @@ BEST_DIR = "best"
 
 #: options a resumed run takes anew: where the data are and how this machine runs, and what a finished run
 #: returns (``recover_epochs`` re-does the recovery, ``return_iteration`` picks another sub-model, ``reference``
-#: scores another model beside it, ``resolution`` trains another lower-resolution candidate); never what its
-#: steps computed
+#: scores another model beside it, ``resolution`` and ``resolution_epochs`` train another lower-resolution
+#: candidate); never what its steps computed
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
-                    "return_iteration", "reference", "resolution")
+                    "return_iteration", "reference", "resolution", "resolution_epochs")
 
 #: how the returned sub-model's recovery trains besides its length (``recover_epochs``): taken on resuming a
 #: finished run, whose recovery they re-do; refused where steps are still to train, which they would change

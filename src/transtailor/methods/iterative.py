@@ -289,7 +289,7 @@ def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
     cfg = s.cfg
     if cfg.resolution_choice() == "off":
         return None
-    epochs = cfg.recovery_epochs() or cfg.start_epochs()  # without a recovery: as long as the start model trained
+    epochs = cfg.candidate_epochs()
     key = candidate_key(cfg, epochs)
     kept = finished_candidate(resumed, key) if resumed is not None else None
     if kept is not None:
