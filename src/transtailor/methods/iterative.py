@@ -53,7 +53,7 @@ from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start
 from .finetune import finetune_phase
-from .resolution import MIN_SIZE, Candidate, candidate_key, choose_size, finished_candidate, returns_candidate, \
+from .resolution import MIN_SIZE, candidate_key, choose_size, finished_candidate, returns_candidate, \
     train_candidate
 from .soft import soft_prune_phase
 from .stopping import Stops
@@ -289,8 +289,7 @@ def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
     cfg = s.cfg
     if cfg.resolution_choice() == "off":
         return None
-    epochs = cfg.candidate_epochs()
-    key = candidate_key(cfg, epochs)
+    key = candidate_key(cfg)
     kept = finished_candidate(resumed, key) if resumed is not None else None
     if kept is not None:
         return kept
@@ -301,7 +300,7 @@ def _resolution_candidate(s: Setup[IterativeConfig], loop: _Loop, macs0: int,
                     "candidate", MIN_SIZE, choice.priced_by,
                     ", ".join(f"{r} px {v:.2f}" for r, v in choice.tried) or "-")
         return None
-    return train_candidate(s, loop.ckpt, start, choice, Candidate(epochs, key), macs0, loop.timing)
+    return train_candidate(s, loop.ckpt, start, choice, key, macs0, loop.timing)
 
 
 def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -122,11 +122,11 @@ def choose_size(cfg: IterativeConfig, model: nn.Module, size: int, timing: Timin
     return SizeChoice(found, "MACs", tried)
 
 
-def candidate_key(cfg: IterativeConfig, epochs: int) -> dict[str, Any]:
+def candidate_key(cfg: IterativeConfig) -> dict[str, Any]:
     """What makes two candidates the same: the --resolution asked, the targets that price 'auto', the length
-    and the label smoothing it trained with."""
+    (``epochs``: what it trains) and the label smoothing it trained with."""
     return {"resolution": cfg.resolution_choice(), "target_speedup": cfg.target_speedup,
-            "target_flops_reduction": cfg.target_flops_reduction_asked(), "epochs": epochs,
+            "target_flops_reduction": cfg.target_flops_reduction_asked(), "epochs": cfg.candidate_epochs(),
             "label_smoothing": cfg.label_smoothing}
 
 
@@ -140,30 +140,22 @@ def finished_candidate(run: RunDir, key: dict[str, Any]) -> IterationRecord | No
     return rec if rec.extra.get("resolution", {}).get("key") == key else None
 
 
-@dataclass
-class Candidate:
-    """How the candidate trains: its length and what makes it the same candidate on resume
-    (:func:`candidate_key`)."""
-
-    epochs: int
-    key: dict[str, Any]
-
-
 def train_candidate(s: Setup[IterativeConfig], ckpt: Checkpoints, start: nn.Module, choice: SizeChoice,
-                    how: Candidate, macs0: int, timing: TimingSetup | None) -> IterationRecord:
-    """Fine-tune a copy of ``start`` at ``choice.size`` px, score it, time it against ``start`` at the run's
-    size and save it to ``resolution/``; return its record (iteration 0, phase ``resolution``)."""
-    size = choice.size
+                    key: dict[str, Any], macs0: int, timing: TimingSetup | None) -> IterationRecord:
+    """Fine-tune a copy of ``start`` at ``choice.size`` px for ``key["epochs"]`` (:func:`candidate_key`), score
+    it, time it against ``start`` at the run's size and save it to ``resolution/``; return its record
+    (iteration 0, phase ``resolution``)."""
+    size, epochs = choice.size, int(key["epochs"])
     assert size is not None
     cfg = dataclasses.replace(s.cfg, image_size=size)
     bundle = dataclasses.replace(s.bundle, model=copy.deepcopy(start), meta=dict(s.bundle.meta))
-    log.info("resolution: training the start model at %d px (%s) for %d epochs", size, choice.priced_by, how.epochs)
+    log.info("resolution: training the start model at %d px (%s) for %d epochs", size, choice.priced_by, epochs)
     sub = dataclasses.replace(s, cfg=cfg, bundle=bundle, data=run_data(cfg, bundle, s.device))
     seed = s.cfg.seed * 1000 + RESOLUTION_SEED
     seed_everything(seed)
     reseed_loader(sub.data.train_loader, seed)
     t = time.perf_counter()
-    fitted = finetune_phase(sub, "full", how.epochs, "resolution", {"iteration": 0, "image_size": size},
+    fitted = finetune_phase(sub, "full", epochs, "resolution", {"iteration": 0, "image_size": size},
                             warmup_epochs=1.0)
     seconds = time.perf_counter() - t
     scores, evaluated = final_scores(sub, bundle.model, fitted)
@@ -173,9 +165,9 @@ def train_candidate(s: Setup[IterativeConfig], ckpt: Checkpoints, start: nn.Modu
                           flops_reduction=1.0 - cost["macs"] / macs0, best_epoch=fitted.best_epoch,
                           train_seconds=fitted.seconds)
     rec.seconds = {"finetune": seconds}
-    rec.compute = epochs_equivalent(how.epochs, rec.macs, macs0)
+    rec.compute = epochs_equivalent(epochs, rec.macs, macs0)
     rec.extra["image_size"] = size
-    rec.extra["resolution"] = {**choice.to_json(), "key": how.key}
+    rec.extra["resolution"] = {**choice.to_json(), "key": key}
     meta = {"classes": s.data.classes, "image_size": size, "crop_pct": s.cfg.crop_pct, "iteration": 0,
             "macs": rec.macs, "params": rec.params}
     ckpt.save_recovered(rec, bundle, meta, evaluated, name=RESOLUTION_DIR)
