@@ -102,12 +102,13 @@ def test_resolution_defaults_and_bad_values():
             cfg.validate()
 
 
-def test_the_candidate_length_defaults_to_the_recovery_and_is_recorded():
-    assert SearchConfig(target_speedup=1.5).candidate_epochs() == 24  # --recover-epochs' default
-    assert SearchConfig(target_speedup=1.5, recover_epochs=8).candidate_epochs() == 8
+def test_the_candidate_length_defaults_to_half_the_recovery_and_is_recorded():
+    assert SearchConfig(target_speedup=1.5).candidate_epochs() == 12  # half of --recover-epochs' 24
+    assert SearchConfig(target_speedup=1.5, recover_epochs=7).candidate_epochs() == 4  # rounded up
+    assert SearchConfig(target_speedup=1.5, recover_epochs=1).candidate_epochs() == 1
     assert SearchConfig(target_speedup=1.5, recover_epochs=0, ft_epochs=5).candidate_epochs() == 5
     assert SearchConfig(target_speedup=1.5, recover_epochs=8, resolution_epochs=3).candidate_epochs() == 3
-    assert SearchConfig(target_speedup=1.5, recover_epochs=8).resolved().resolution_epochs == 8
+    assert SearchConfig(target_speedup=1.5, recover_epochs=8).resolved().resolution_epochs == 4
     assert SearchConfig(target_flops_reduction=0.4).resolved().resolution_epochs is None  # no candidate
     with pytest.raises(ConfigError, match="--resolution-epochs must be at least 1, got 0 .*--resolution off"):
         SearchConfig(resolution="96", resolution_epochs=0).validate()

@@ -11,8 +11,8 @@ run's size, each fed its own size (``--target-speedup``), else the MACs (``--tar
 A size in px is taken as given.
 
 **Its training** is the recovery's schedule: from the start model (iteration 0: with ``--start ft-full``,
-the FT-Full that pruning started from), ``--resolution-epochs`` (default ``--recover-epochs``; with
-``--recover-epochs 0``, as many epochs as the start model trained: a new input size needs a real schedule)
+the FT-Full that pruning started from), ``--resolution-epochs`` (default half of ``--recover-epochs``, rounded up;
+with ``--recover-epochs 0``, as many epochs as the start model trained: a new input size needs a real schedule)
 on a fresh schedule with one epoch of warm-up and ``--label-smoothing``. It trains without the ``--distill`` teacher: fed the candidate's smaller
 images, FT-Full as the teacher made it less accurate on caltech101 (−0.73 points, where it made the recovered
 sub-model +0.90) and costs its forward passes (docs/measurements/recovery.md).
