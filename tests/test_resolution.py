@@ -252,3 +252,17 @@ def test_the_candidate_trains_resolution_epochs_and_a_finished_run_retrains_it_f
     assert trained("resolution") == [1, 2, 1] and trained("recover") == [1]  # the recovery is kept
     assert (out / "resolution_1" / "model.pt").read_bytes() == first
     assert "resolution_epochs: 1" in (out / "config.yaml").read_text()
+
+
+def test_a_run_written_before_resolution_epochs_keeps_its_candidate_length(tmp_path):
+    import dataclasses
+
+    import yaml
+
+    from transtailor.methods.checkpoints import Checkpoints
+
+    config = dataclasses.asdict(SearchConfig(data="x", target_speedup=1.5, recover_epochs=8).resolved())
+    del config["resolution_epochs"]  # as a run folder written before the option was: its candidate trained 8
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"command": "search", **config}))
+    resumed = Checkpoints.resume_config(SearchConfig, SearchConfig(resume=str(tmp_path)))
+    assert resumed.candidate_epochs() == 8  # not half: a finished run keeps the candidate it trained

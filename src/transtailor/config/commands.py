@@ -223,11 +223,11 @@ class IterativeConfig(PruningOptions, CommonConfig):
             raise ConfigError(f"--return-iteration must name a pruned iteration (1 or more), got "
                               f"{self.return_iteration}")
         self._check_resolution()
+
+    def _check_resolution(self) -> None:
         if self.resolution_epochs is not None and self.resolution_epochs < 1:
             raise ConfigError(f"--resolution-epochs must be at least 1, got {self.resolution_epochs} (no "
                               "lower-resolution candidate: --resolution off)")
-
-    def _check_resolution(self) -> None:
         choice = self.resolution_choice()
         if choice in RESOLUTION_CHOICES:
             if choice == "auto" and self.target_speedup is None and self.target_flops_reduction_asked() is None:

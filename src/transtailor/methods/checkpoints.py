@@ -206,6 +206,9 @@ class Checkpoints:
             theirs = from_dict(cls, saved)
         except ConfigError as exc:
             raise ConfigError(f"--resume {cfg.resume}: that run was not made by this command ({exc})") from None
+        if "resolution_epochs" not in saved and theirs.resolution_choice() != "off":
+            # written before --resolution-epochs: its candidate trained as long as the recovery (or the start)
+            theirs = dataclasses.replace(theirs, resolution_epochs=theirs.recovery_epochs() or theirs.start_epochs())
         defaults = cls()
         taken, conflicts = {}, []
         for f in dataclasses.fields(cls):
