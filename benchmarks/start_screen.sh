@@ -24,8 +24,13 @@
 #              40 % fewer MACs starting from it (--start ft-full), recovered for 24 epochs
 #   caltechfull24 caltech101, seed SEED: FT-Full 24 epochs, then the default search to 40 % fewer MACs from it
 #              (--start ft-full; the default recipe with a target), recovered for RECOVER (default 24) epochs
-#   caltechteacher caltech101, seed SEED: caltechfull24's search with its FT-Full start as the teacher of every
-#              step and of the recovery (--distill start, weight 0.5, T = 4)
+#   caltechteacher caltech101, seed SEED: caltechfull24's search with its FT-Full start as the teacher of the
+#              recovery (--distill start, weight 0.5, T = 4, --distill-in recovery: the default recipe with a
+#              target; seed 0's run of that name is caltechfull24's run recovered again so)
+#   caltechgoals caltech101, seed SEED: what the goals compare at 1.3x and 1.5x for one seed: caltechteacher,
+#              its 30 % sub-model recovered the same way (benchmarks/recover_iteration.sh), its 96 px
+#              candidate as the search trains it (12 epochs, benchmarks/resolution_candidate.sh) and FT-Full
+#              at 96 px (caltechlowres); about 8 h at one thread, resumable at each run
 #   caltechlowres caltech101, seed SEED: FT-Full at 96 px, 24 epochs (the lower-resolution alternative)
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
@@ -52,6 +57,17 @@ ftfull12=$screen/ft-full-12ep-s0
 common="--data ${DATA_ROOT:-../shared/data}/cub100 --model efficientnet_lite0 --cache --threads ${THREADS:-1} --workers ${WORKERS:-0} --no-latency --seed 0"
 ft_full_24() {  # cub100 FT-Full 24 epochs at 112 px, seed $1: the reference, and the FT-Full start
   run ft-full-24ep-s$1 finetune --mode full ${common/--seed 0/--seed $1} --image-size 112 --epochs 24
+}
+caltech_teacher() {  # caltech101, seed $1: FT-Full 24 epochs, then the default recipe's search from it
+  run caltech-ft-full-24ep-s$1 finetune --mode full ${common/cub100/caltech101} --seed $1 --image-size 112 \
+      --epochs 24
+  run caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$1 search ${common/cub100/caltech101} \
+      --seed $1 --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$1 --start ft-full --distill start \
+      --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24}
+}
+caltech_lowres() {  # caltech101, seed $1: FT-Full at 96 px, 24 epochs
+  run caltech-ft-full-24ep-96px-s$1 finetune --mode full ${common/cub100/caltech101} --seed $1 \
+      --image-size 96 --epochs 24
 }
 case "$1" in
   ftfull)
@@ -140,16 +156,18 @@ case "$1" in
         --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --epochs 4 \
         --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
   caltechteacher)
-    seed=${SEED:-0}
-    run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
-        --epochs 24
-    run caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$seed search ${common/cub100/caltech101} \
-        --seed $seed --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --distill start \
-        --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs ${RECOVER:-24} ;;
+    caltech_teacher ${SEED:-0} ;;
   caltechlowres)
+    caltech_lowres ${SEED:-0} ;;
+  caltechgoals)
     seed=${SEED:-0}
-    run caltech-ft-full-24ep-96px-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed \
-        --image-size 96 --epochs 24 ;;
+    caltech_teacher $seed
+    src=$out/caltech-iterative40-from-ftfull24-teacher-recover24-s$seed
+    [ -f "$src/summary.json" ] || exit 1  # cut off: run the job again
+    bash benchmarks/recover_iteration.sh "$src" $out/caltech-iterative30-from-ftfull24-teacher-recover24-s$seed 3 24
+    bash benchmarks/resolution_candidate.sh "$src" $out/caltech-iterative40-teacher-resolution96-12ep-s$seed 96 \
+        --resolution-epochs 12 --threads ${THREADS:-1}
+    caltech_lowres $seed ;;
   resolution)
     seed=${SEED:-0}
     ft_full_24 $seed
@@ -161,5 +179,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|iterteacher24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|iterteacher24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechgoals|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
 esac
