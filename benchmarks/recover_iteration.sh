@@ -4,7 +4,7 @@
 # speed-up the goals name 1.3x.
 # Usage: bash benchmarks/recover_iteration.sh SOURCE_RUN DEST_RUN ITERATION EPOCHS [RECOVERY OPTIONS...]
 #        (resumable: a finished DEST_RUN is kept; one killed while recovering recovers again). RECOVERY
-#        OPTIONS train the recovery only, e.g. --distill start or --label-smoothing 0.1
+#        OPTIONS train the recovery only, e.g. --distill start, --label-smoothing 0.1 or --lr-backbone 0.001
 # e.g.   bash benchmarks/recover_iteration.sh benchmarks/results/recovery-screen-cub100/search-40-recover8-s0 \
 #             benchmarks/results/start-screen-cub100/search-30-recover24-s0 3 24
 set -eu

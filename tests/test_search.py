@@ -334,7 +334,7 @@ def test_a_finished_run_resumed_with_a_teacher_recovers_again_and_a_run_with_ste
         return json.loads((out / folder / "metrics.json").read_text())["recovery"]
 
     assert trained_with("recovered") == {"distill": "start", "distill_weight": 0.5, "distill_temperature": 4.0,
-                                         "label_smoothing": 0.1}
+                                         "label_smoothing": 0.1, "lr_head": 0.05, "lr_backbone": 0.005}
     assert trained_with("recovered_1")["distill"] == "none" and trained_with("recovered_1")["label_smoothing"] == 0
     again = (out / "recovered" / "model.pt").read_bytes()
     search(SearchConfig(resume=str(out)))  # the same recovery options: the recovery is kept
@@ -342,6 +342,13 @@ def test_a_finished_run_resumed_with_a_teacher_recovers_again_and_a_run_with_ste
     search(SearchConfig(resume=str(out), label_smoothing=0.2))  # another one: recovered again
     assert (out / "recovered_2" / "model.pt").read_bytes() == again
     assert trained_with("recovered") == dict(trained_with("recovered_2"), label_smoothing=0.2)
+    lowered = (out / "recovered" / "model.pt").read_bytes()
+    search(SearchConfig(resume=str(out), lr_backbone=0.0005, recover_epochs=2))  # a lower learning rate
+    assert (out / "recovered_3" / "model.pt").read_bytes() == lowered
+    assert trained_with("recovered") == dict(trained_with("recovered_3"), lr_backbone=0.0005)
+    lrs = [r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+           if r.get("phase") == "recover" and "lr" in r]
+    assert lrs[-2] == [0.05, 0.0005]  # its first epoch ends at the top of its schedule: head, backbone
 
 
 def test_a_target_the_stop_rule_kept_from_says_how_to_reach_it(tmp_path):

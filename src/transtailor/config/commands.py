@@ -138,8 +138,9 @@ class IterativeConfig(PruningOptions, CommonConfig):
     resume: str | None = option(None, "continue the run in this folder from its last complete iteration; a finished "
                                 "run given a deeper --target-flops-reduction or --target-speedup (or more "
                                 "--max-iterations) prunes on from its last step; given another --recover-epochs, "
-                                "--distill (weight, temperature) or --label-smoothing, it recovers its sub-model "
-                                "again with them (the steps are not repeated)")
+                                "--distill (weight, temperature), --label-smoothing or learning rate (--lr-head, "
+                                "--lr-backbone), it recovers its sub-model again with them (the steps are not "
+                                "repeated)")
     return_iteration: int | None = option(None, "return this iteration's sub-model instead of the search's pick "
                                           "(with --recover-epochs: recover it), e.g. a less pruned one from the "
                                           "end table: resume the finished run with it, the steps are not repeated")

@@ -55,7 +55,7 @@ RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latenc
 
 #: how the returned sub-model's recovery trains besides its length (``recover_epochs``): taken on resuming a
 #: finished run, whose recovery they re-do; refused where steps are still to train, which they would change
-RECOVERY_OPTIONS = ("distill", "distill_weight", "distill_temperature", "label_smoothing")
+RECOVERY_OPTIONS = ("distill", "distill_weight", "distill_temperature", "label_smoothing", "lr_head", "lr_backbone")
 
 #: where a run ends: a run resumed with a deeper target or more iterations prunes on from its last step (its
 #: steps so far are kept); giving one of the two targets replaces the other
