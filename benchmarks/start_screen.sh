@@ -32,9 +32,6 @@
 #              candidate as the search trains it (12 epochs, benchmarks/resolution_candidate.sh) and FT-Full
 #              at 96 px (caltechlowres); about 8 h at one thread, resumable at each run
 #   caltechlowres caltech101, seed SEED: FT-Full at 96 px, 24 epochs (the lower-resolution alternative)
-#   caltechlr  caltech101, seed SEED: caltechteacher's search with every step and the recovery at backbone
-#              learning rate LR (default 0.0005; the head's is ten times it) instead of 0.005, from the same
-#              FT-Full start: whether the steps, like the recovery, lose less at a lower rate
 #   seed       cub100, seed SEED: the candidate pair, FT-Full 24 epochs and the default search to 40 %
 #              fewer MACs recovered for 24 epochs
 #   ftfullseed cub100, seed SEED: FT-Full 24 epochs alone
@@ -162,14 +159,6 @@ case "$1" in
     caltech_teacher ${SEED:-0} ;;
   caltechlowres)
     caltech_lowres ${SEED:-0} ;;
-  caltechlr)
-    seed=${SEED:-0} lr=${LR:-0.0005}
-    run caltech-ft-full-24ep-s$seed finetune --mode full ${common/cub100/caltech101} --seed $seed --image-size 112 \
-        --epochs 24
-    run caltech-iterative40-from-ftfull24-teacher-lr$lr-recover24-s$seed search ${common/cub100/caltech101} \
-        --seed $seed --image-size 112 --from-ft $out/caltech-ft-full-24ep-s$seed --start ft-full --distill start \
-        --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 24 \
-        --lr-backbone $lr --lr-head $(python -c "print(10 * $lr)") ;;
   caltechgoals)
     seed=${SEED:-0}
     caltech_teacher $seed
@@ -190,5 +179,5 @@ case "$1" in
     run caltech-search-40-recover8-s$seed search ${common/cub100/caltech101} --seed $seed --image-size 112 \
         --epochs 4 --target-flops-reduction 0.4 --stop-rule none --recover-epochs 8 ;;
   *)
-    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|iterteacher24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechgoals|caltechlr|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
+    echo "usage: [SEED=N] $0 ftfull|lowres|oneshot|iterfull|iterfull24|iterteacher24|recover24|caltech|caltech24|caltechseed|caltechftfull|caltechfull|caltechfull24|caltechteacher|caltechgoals|caltechlowres|seed|ftfullseed|family|resolution" >&2; exit 2 ;;
 esac
