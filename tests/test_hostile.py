@@ -257,9 +257,9 @@ def test_an_image_size_the_network_cannot_take_is_one_line_and_writes_nothing(ti
 def test_resume_refuses_an_option_that_differs_from_the_runs(finished_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
-    assert main(["search", "--resume", str(run), "--lr-head", "0.3", "--flops-step", "0.2"]) == 2
+    assert main(["search", "--resume", str(run), "--momentum", "0.5", "--flops-step", "0.2"]) == 2
     err = capsys.readouterr().err
-    assert "--lr-head 0.3 (the run has 0.05)" in err and "--flops-step 0.2" in err
+    assert "--momentum 0.5 (the run has 0.9)" in err and "--flops-step 0.2" in err
 
 
 def test_resume_takes_a_new_data_location(finished_run, tmp_path):
