@@ -232,13 +232,15 @@ def main() -> None:
 
 
 def seeds_table(rows: list[list[str]]) -> str:
-    """Mean and sample standard deviation over seeds of each run name (its ``-sN`` cut off), where it has
-    more than one seed: test top-1 before and after recovery."""
+    """Mean and sample standard deviation over seeds of each run name (its ``-sN`` cut off; a lower-resolution
+    candidate's row, ``<run>:resolution``, apart from its run's), where it has more than one seed: test top-1
+    before and after recovery."""
     groups: dict[str, list[list[str]]] = {}
     for row in rows:
-        name, _, seed = row[0].rpartition("-s")
+        label, colon, which = row[0].partition(":")
+        name, _, seed = label.rpartition("-s")
         if seed.isdigit():
-            groups.setdefault(name, []).append(row)
+            groups.setdefault(name + colon + which, []).append(row)
     lines = []
     for name, rs in groups.items():
         if len(rs) < 2:
