@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+import yaml
+
 from transtailor.config import FinetuneConfig
 from transtailor.methods.finetune import finetune_phase
 from transtailor.methods.results import final_scores, write_predictions
@@ -32,8 +34,6 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=0.0, help="epochs of linear warm-up")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    import yaml
-
     run = yaml.safe_load((Path(args.ft_full) / "config.yaml").read_text())
     keep = ("data", "data_root", "model", "seed", "image_size", "val_fraction", "test_fraction", "crop_pct",
             "batch_size", "momentum", "weight_decay", "cache")

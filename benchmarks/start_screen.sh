@@ -162,7 +162,7 @@ case "$1" in
   caltechgoals)
     seed=${SEED:-0}
     caltech_teacher $seed
-    src=$out/caltech-iterative40-from-ftfull24-teacher-recover24-s$seed
+    src=$out/caltech-iterative40-from-ftfull24-teacher-recover${RECOVER:-24}-s$seed
     [ -f "$src/summary.json" ] || exit 1  # cut off: run the job again
     bash benchmarks/recover_iteration.sh "$src" $out/caltech-iterative30-from-ftfull24-teacher-recover24-s$seed 3 24
     bash benchmarks/resolution_candidate.sh "$src" $out/caltech-iterative40-teacher-resolution96-12ep-s$seed 96 \
