@@ -11,12 +11,13 @@ learning rate's restart makes and the part the pruning makes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import yaml
 
-from transtailor.config import FinetuneConfig
+from transtailor.config import FinetuneConfig, from_dict
 from transtailor.methods.finetune import finetune_phase
 from transtailor.methods.results import final_scores, write_predictions
 from transtailor.methods.setup import load_ft_model, prepare
@@ -35,11 +36,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     run = yaml.safe_load((Path(args.ft_full) / "config.yaml").read_text())
-    keep = ("data", "data_root", "model", "seed", "image_size", "val_fraction", "test_fraction", "crop_pct",
-            "batch_size", "momentum", "weight_decay", "cache")
-    cfg = FinetuneConfig(mode="full", **{k: run[k] for k in keep if k in run}, epochs=args.epochs,
-                         lr_backbone=args.lr_backbone, lr_head=args.lr_head, threads=args.threads, workers=0,
-                         latency=False, out=args.out)
+    run.pop("command", None)
+    cfg = dataclasses.replace(from_dict(FinetuneConfig, run), epochs=args.epochs, lr_backbone=args.lr_backbone,
+                              lr_head=args.lr_head, threads=args.threads, workers=0, latency=False, out=args.out)
     s = prepare(cfg, "finetune-full")
     load_ft_model(s.bundle, s.data.classes, args.ft_full, cfg.model)
     before, _ = final_scores(s, s.bundle.model)
