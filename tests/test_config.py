@@ -54,3 +54,22 @@ def test_bool_strings_from_yaml(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("cache: 'yes'\n")
     assert resolve(FinetuneConfig, config_file=f).cache is True
+
+
+def test_a_recovery_of_its_own_takes_only_recovery_options_and_checks_their_values(tmp_path):
+    from transtailor.config import SearchConfig
+    from transtailor.cli.main import _config_fields
+
+    f = tmp_path / "c.yaml"
+    f.write_text("recovery_options: {lr-backbone: 0.0005, label_smoothing: 0.1}\n")
+    cfg = resolve(SearchConfig, config_file=f)
+    assert cfg.lr_backbone == 0.005 and cfg.for_recovery().lr_backbone == 0.0005  # the steps keep their own
+    assert cfg.for_recovery().label_smoothing == 0.1 and cfg.label_smoothing == 0.0
+    for text, words in [("recovery_options: {epochs: 3}\n", "epochs cannot differ between the steps and the recovery"),
+                        ("recovery_options: {label_smoothing: 1.5}\n", "--label-smoothing must be in [0, 1)"),
+                        ("recovery_options: 0.1\n", "'recovery_options' must be a mapping")]:
+        f.write_text(text)
+        with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            resolve(SearchConfig, config_file=f)
+    names = [f.name for f in _config_fields(SearchConfig)]
+    assert "recover_epochs" in names and "recovery_options" not in names  # recorded by a resumed run, not a flag

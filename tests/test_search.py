@@ -328,6 +328,9 @@ def test_a_finished_run_resumed_with_a_teacher_recovers_again_and_a_run_with_ste
     iterations = (out / "iterations.json").read_text()
     search(SearchConfig(resume=str(out), distill="start", label_smoothing=0.1))
     assert (out / "iterations.json").read_text() == iterations  # the steps are not run again
+    saved = yaml.safe_load((out / "config.yaml").read_text())  # the steps' own options, the recovery's apart
+    assert (saved["distill"], saved["label_smoothing"]) == ("none", 0.0)
+    assert saved["recovery_options"] == {"distill": "start", "label_smoothing": 0.1}
     assert (out / "recovered_1" / "model.pt").read_bytes() == first != (out / "recovered" / "model.pt").read_bytes()
 
     def trained_with(folder: str) -> dict:
@@ -349,6 +352,26 @@ def test_a_finished_run_resumed_with_a_teacher_recovers_again_and_a_run_with_ste
     lrs = [r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
            if r.get("phase") == "recover" and "lr" in r]
     assert lrs[-2] == [0.05, 0.0005]  # its first epoch ends at the top of its schedule: head, backbone
+
+
+def test_a_run_recovered_again_at_another_rate_prunes_on_at_its_steps_own_rate(tiny_folder, tmp_path):
+    out = tmp_path / "r"
+    base = dict(TINY, data=str(tiny_folder), stop_rule="none", epochs=2, recover_epochs=2, lr_backbone=0.002)
+    search(SearchConfig(out=str(out), max_iterations=1, **base))
+    search(SearchConfig(resume=str(out), lr_backbone=0.0005))  # the recovery again, at a quarter of the rate
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["lr_backbone"] == 0.002 and saved["recovery_options"] == {"lr_backbone": 0.0005}
+    search(SearchConfig(resume=str(out), max_iterations=2))  # then one step more
+    assert json.loads((out / "recovered" / "metrics.json").read_text())["recovery"]["lr_backbone"] == 0.0005
+    search(SearchConfig(resume=str(out), lr_backbone=0.002))  # the steps' own rate: nothing apart any more
+    assert yaml.safe_load((out / "config.yaml").read_text())["recovery_options"] == {}
+    ends = {}  # each phase's first epochs' last learning rates: (head, backbone)
+    for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()):
+        if "lr" in r and r.get("epoch") == 1:
+            ends.setdefault(r["phase"], []).append(r["lr"])
+    # 2-epoch cosine steps end epoch 1 at half their rate; a recovery's warm-up epoch ends at its top rate
+    assert ends["finetune1"] == ends["finetune2"] == [[0.025, 0.001]]
+    assert ends["recover"] == [[0.05, 0.002], [0.05, 0.0005], [0.05, 0.0005], [0.05, 0.002]]
 
 
 def test_a_target_the_stop_rule_kept_from_says_how_to_reach_it(tmp_path):

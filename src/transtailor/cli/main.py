@@ -49,6 +49,8 @@ def _config_fields(cls: type) -> list[dataclasses.Field]:
     """The config's fields, with the criteria's own options in place of its ``method_options`` dict."""
     out: list[dataclasses.Field] = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get("cli") is False:  # recorded by the run itself, not given as a flag
+            continue
         if f.metadata.get("flat"):
             from ..config import method_option_fields
             from ..pruning import criteria  # noqa: F401  (registers every criterion's options)

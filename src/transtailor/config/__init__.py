@@ -13,7 +13,7 @@ field added here is at once a flag (``--field-name``), a YAML key (``field_name`
 - :mod:`.loading`: presets, YAML files and flags into a checked config, and back to a plain dict.
 """
 
-from .commands import (FINETUNE_METHODS, BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig,
+from .commands import (FINETUNE_METHODS, RECOVERY_OPTIONS, BenchmarkConfig, CompareConfig, EvaluateConfig, ExportConfig, FinetuneConfig,
                        IterativeConfig, PruneConfig, PruningOptions, ReportConfig, SearchConfig)
 from .fields import option
 from .loading import from_dict, load_yaml, resolve, to_dict
@@ -24,7 +24,7 @@ from .parts import (CommonConfig, DataOptions, DataSource, LatencyOptions, Machi
 from .presets import PRESETS
 
 __all__ = [
-    "FINETUNE_METHODS", "BenchmarkConfig", "CompareConfig", "EvaluateConfig", "ExportConfig", "FinetuneConfig",
+    "FINETUNE_METHODS", "RECOVERY_OPTIONS", "BenchmarkConfig", "CompareConfig", "EvaluateConfig", "ExportConfig", "FinetuneConfig",
     "IterativeConfig", "PruneConfig", "PruningOptions", "ReportConfig", "SearchConfig", "option",
     "PRESETS", "from_dict", "load_yaml", "resolve", "to_dict", "METHOD_OPTIONS",
     "build_method_options", "method_option_fields", "method_options_of", "register_method_options", "CommonConfig",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,10 @@ DEFAULT_FT_FULL_EPOCHS = 24
 DISTILL_CHOICES = ("none", "start", "previous")
 #: what the teacher trains (--distill-in): the recovery alone, or every step's fine-tuning too
 DISTILL_SCOPES = ("recovery", "all")
+#: how the returned sub-model's recovery trains besides its length (``recover_epochs``): a finished run resumed
+#: with one of them recovers again, and records it in ``recovery_options``; refused where steps are still to
+#: train, which they would change
+RECOVERY_OPTIONS = ("distill", "distill_weight", "distill_temperature", "label_smoothing", "lr_head", "lr_backbone")
 #: the --resolution values that are not a size in px
 RESOLUTION_CHOICES = ("auto", "off")
 
@@ -72,7 +76,15 @@ class PruningOptions:
                                         "epochs on a fresh schedule (one epoch of warm-up, then cosine decay), "
                                         "with the --distill teacher if one is set (previous: the model pruning "
                                         f"started from, as start); 0: none; default {DEFAULT_RECOVER_EPOCHS}")
+    recovery_options: dict[str, Any] = field(default_factory=dict, metadata={"cli": False, "help": (
+        "the recovery's own values of the RECOVERY_OPTIONS where they differ from the steps': a finished run "
+        "resumed with, e.g., --lr-backbone 0.001 recovers again at that rate and records it here, while the "
+        "top-level value stays the one its steps trained with")})
     method_options: dict[str, Any] = _method_options_field()
+
+    def for_recovery(self: _P) -> _P:
+        """These options as the recovery trains with them: :attr:`recovery_options` over the steps' own."""
+        return dataclasses.replace(self, **self.recovery_options) if self.recovery_options else self
 
     def recovery_epochs(self) -> int:
         """``--recover-epochs``, or its default when not given."""
@@ -113,8 +125,15 @@ class PruningOptions:
                               "--recover-epochs 0 trains none: give --recover-epochs, or --distill-in all to "
                               "teach the steps")
         _check_method_options(self.method_options)
+        unknown = sorted(set(self.recovery_options) - set(RECOVERY_OPTIONS))
+        if unknown:
+            raise ConfigError(f"recovery_options: {', '.join(unknown)} cannot differ between the steps and the "
+                              f"recovery; the options that can: {', '.join(RECOVERY_OPTIONS)}")
+        if self.recovery_options:  # the recovery's values pass the same checks
+            dataclasses.replace(self, **self.recovery_options, recovery_options={}).validate()
 
 
+_P = TypeVar("_P", bound="PruningOptions")
 _I = TypeVar("_I", bound="IterativeConfig")
 _S = TypeVar("_S", bound="SearchConfig")
 

@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import field
+from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError
@@ -30,6 +31,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if type(None) in get_args(hint):
             return None
         raise ConfigError(f"option {key!r} needs a value")
+    if get_origin(hint) is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"option {key!r} must be a mapping of option: value, got {value!r}")
+        return {str(k).replace("-", "_"): v for k, v in value.items()}
     base = next((a for a in get_args(hint) if a is not type(None)), hint) if get_args(hint) else hint
     if get_origin(base) is Literal:
         base = str

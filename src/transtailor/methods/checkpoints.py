@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, from_dict
+from ..config import RECOVERY_OPTIONS, IterativeConfig, from_dict
 from ..distributed import barrier, is_main
 from ..errors import ConfigError, RunFileError
 from ..models.serialize import load_bundle, save_model
@@ -52,10 +52,6 @@ BEST_DIR = "best"
 #: candidate); never what its steps computed
 RESUME_OVERRIDES = ("data", "data_root", "device", "workers", "threads", "latency_cache", "recover_epochs",
                     "return_iteration", "reference", "resolution", "resolution_epochs")
-
-#: how the returned sub-model's recovery trains besides its length (``recover_epochs``): taken on resuming a
-#: finished run, whose recovery they re-do; refused where steps are still to train, which they would change
-RECOVERY_OPTIONS = ("distill", "distill_weight", "distill_temperature", "label_smoothing", "lr_head", "lr_backbone")
 
 #: where a run ends: a run resumed with a deeper target or more iterations prunes on from its last step (its
 #: steps so far are kept); giving one of the two targets replaces the other
@@ -209,20 +205,27 @@ class Checkpoints:
         if "resolution_epochs" not in saved and theirs.resolution_choice() != "off":
             # written before --resolution-epochs: its candidate trained as long as the recovery (or the start)
             theirs = dataclasses.replace(theirs, resolution_epochs=theirs.recovery_epochs() or theirs.start_epochs())
-        defaults = cls()
-        taken, conflicts = {}, []
+        defaults, recovered = cls(), theirs.for_recovery()  # the run's latest recovery trained as `recovered`
+        taken: dict[str, Any] = {}
+        anew: dict[str, Any] = {}  # the recovery options given anew
+        conflicts = []
         for f in dataclasses.fields(cls):
             mine = getattr(cfg, f.name)
-            if f.name in ("resume", "out") or mine == getattr(defaults, f.name) or _same(mine, getattr(theirs, f.name)):
+            if f.name in ("resume", "out", "recovery_options") or mine == getattr(defaults, f.name):
                 continue
-            if f.name in RESUME_OVERRIDES or f.name in ENDS or f.name in RECOVERY_OPTIONS:
+            if f.name in RECOVERY_OPTIONS:
+                if not _same(mine, getattr(recovered, f.name)):
+                    anew[f.name] = mine
+            elif _same(mine, getattr(theirs, f.name)):
+                continue
+            elif f.name in RESUME_OVERRIDES or f.name in ENDS:
                 taken[f.name] = mine
             else:
                 conflicts.append(f"--{f.name.replace('_', '-')} {mine} (the run has {getattr(theirs, f.name)})")
         if conflicts:
             raise ConfigError(f"--resume {cfg.resume} keeps the run's own options; drop {'; '.join(conflicts)}, or "
                               "start a new run")
-        recovery = [f"--{k.replace('_', '-')} {taken[k]}" for k in RECOVERY_OPTIONS if k in taken]
+        recovery = [f"--{k.replace('_', '-')} {v}" for k, v in anew.items()]
         if recovery and (any(k in taken for k in ENDS) or not Checkpoints(run).finished()):
             # the new options would train the remaining steps too, and the run would no longer be one recipe
             raise ConfigError(f"--resume {cfg.resume}: {', '.join(recovery)} would change only a finished run's "
@@ -234,6 +237,12 @@ class Checkpoints:
         for k, v in taken.items():
             if v != getattr(theirs, k):
                 log.info("resuming with --%s %s (the run had %s)", k.replace("_", "-"), v, getattr(theirs, k))
+        for k, v in anew.items():
+            log.info("recovering again with --%s %s (the last recovery had %s; the steps keep %s)",
+                     k.replace("_", "-"), v, getattr(recovered, k), getattr(theirs, k))
+        if anew:  # the steps' own values stay in the config: only the recovery's differ
+            merged = {**theirs.recovery_options, **anew}
+            taken["recovery_options"] = {k: v for k, v in merged.items() if not _same(v, getattr(theirs, k))}
         return dataclasses.replace(theirs, **taken) if taken else theirs
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.nn as nn
 
-from ..config import IterativeConfig, to_dict
+from ..config import RECOVERY_OPTIONS, IterativeConfig, to_dict
 from ..config.commands import DISTILL_CHOICES
 from ..data.sampling import reseed_loader
 from ..distributed import barrier, is_main, world_size
@@ -48,7 +48,7 @@ from ..training.compute import epochs_equivalent
 from ..training.distill import Distiller
 from ..training.predictions import Evaluated
 from .budget import Budget, Settled, StepBudget, check_round_to, settle_table_target
-from .checkpoints import BEST_DIR, ENDS, RECOVERY_OPTIONS, Checkpoints
+from .checkpoints import BEST_DIR, ENDS, Checkpoints
 from .measuring import measure, measured_speedup, timing_setup
 from .results import final_scores, run_facts
 from .setup import Setup, prepare, require_classes, saved_start
@@ -112,7 +112,7 @@ class _Loop:
     original: nn.Module | None  # the unpruned start model: the reference of every measured speed-up
     ckpt: Checkpoints
     _start: nn.Module | None = None
-    _saved_teacher: ModelBundle | None = None
+    _saved_teacher: tuple[str, ModelBundle] | None = None  # (its path, its model)
     saved_reference: ModelBundle | None = None  # --reference, loaded when the run starts
 
     def start_model(self, s: Setup[IterativeConfig]) -> nn.Module:
@@ -125,9 +125,10 @@ class _Loop:
 
     def saved_teacher(self, s: Setup[IterativeConfig]) -> ModelBundle:
         """``--distill FILE_OR_RUN``'s model, checked against the data's classes, loaded once."""
-        if self._saved_teacher is None:
-            self._saved_teacher = _load_saved(s, s.cfg.distill_choice(), "--distill")
-        return self._saved_teacher
+        path = s.cfg.distill_choice()  # the recovery's may differ from the steps' (recovery_options)
+        if self._saved_teacher is None or self._saved_teacher[0] != path:
+            self._saved_teacher = path, _load_saved(s, path, "--distill")
+        return self._saved_teacher[1]
 
     def teacher(self, s: Setup[IterativeConfig], before_step: nn.Module | None) -> nn.Module | None:
         """The ``--distill`` teacher of a fine-tuning: the model before this step (``previous``; the start model
@@ -241,6 +242,8 @@ def run_iterative(cfg: I, command: str, make_plan: Callable[[I], Plan], model: n
     returned = _returned(cfg, state, command, run.path)
     best_rec, before_recovery, seconds = iterations[returned], None, iterations_seconds(iterations)
     compute = sum(r.compute or 0.0 for r in iterations)
+    s = dataclasses.replace(s, cfg=cfg.for_recovery())  # the recovery, and the candidate trained like it
+    cfg = s.cfg
     if cfg.recovery_epochs():
         before_recovery = best_rec.test_top1
         if recovered_before is not None and recovered_before[0] == _recovery_key(to_dict(cfg), returned):
@@ -307,12 +310,16 @@ def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:
     """How a recovery trains besides its length (:data:`RECOVERY_OPTIONS`), from a config (a run's config.yaml:
     an option it lacks, written before the option existed, had its default)."""
     defaults = {f.name: f.default for f in dataclasses.fields(IterativeConfig)}
-    return {k: config.get(k, defaults[k]) for k in RECOVERY_OPTIONS}
+    own = config.get("recovery_options") or {}  # where the recovery's differ from the steps'
+    return {k: own.get(k, config.get(k, defaults[k])) for k in RECOVERY_OPTIONS}
 
 
-def _recovery_key(config: dict[str, Any], iteration: int) -> tuple[Any, ...]:
-    """What makes two recoveries the same: their length, their training options, the iteration recovered."""
-    return int(config.get("recover_epochs") or 0), tuple(sorted(_recovery_options(config).items())), iteration
+def _recovery_key(config: dict[str, Any], iteration: int, options: dict[str, Any] | None = None
+                  ) -> tuple[Any, ...]:
+    """What makes two recoveries the same: their length, their training options (``options``, else the
+    config's), the iteration recovered."""
+    options = _recovery_options(config) if options is None else {**_recovery_options(config), **options}
+    return int(config.get("recover_epochs") or 0), tuple(sorted(options.items())), iteration
 
 
 def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] | None:
@@ -322,8 +329,8 @@ def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] |
     if not (run.file(SUMMARY_FILE).is_file() and recovered.is_file() and run.file(CONFIG_FILE).is_file()):
         return None
     rec = IterationRecord.from_json(read_json(recovered))
-    config = {**run.read_config(), **rec.extra.get("recovery", {})}  # the record says how it was trained
-    return _recovery_key(config, rec.iteration), rec
+    # the record says how it was trained (one written before it did: as config.yaml says)
+    return _recovery_key(run.read_config(), rec.iteration, rec.extra.get("recovery", {})), rec
 
 
 def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,
@@ -455,7 +462,7 @@ def _recover(s: Setup[IterativeConfig], loop: _Loop, best: int, macs0: int) -> I
     rec, evaluated = _evaluate_and_measure(s, best, "recover", macs0, fitted, loop.timing, loop.original)
     rec.seconds = {"finetune": seconds}
     rec.compute = epochs_equivalent(cfg.recovery_epochs(), rec.macs, macs0, teacher_macs=_macs(teacher, s.image_size))
-    rec.extra["recovery"] = _recovery_options(to_dict(cfg))  # config.yaml says only the latest recovery's
+    rec.extra["recovery"] = _recovery_options(to_dict(cfg))  # this recovery's own, kept with it
     ckpt.save_recovered(rec, s.bundle, _meta(s, rec), evaluated)
     log.info("recovered iteration %d over %d epochs: test top-1 %.2f%%", best, cfg.recovery_epochs(), rec.test_top1)
     return rec
