@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import field
 from collections.abc import Mapping
+from dataclasses import field
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError

@@ -314,12 +314,9 @@ def _recovery_options(config: dict[str, Any]) -> dict[str, Any]:
     return {k: own.get(k, config.get(k, defaults[k])) for k in RECOVERY_OPTIONS}
 
 
-def _recovery_key(config: dict[str, Any], iteration: int, options: dict[str, Any] | None = None
-                  ) -> tuple[Any, ...]:
-    """What makes two recoveries the same: their length, their training options (``options``, else the
-    config's), the iteration recovered."""
-    options = _recovery_options(config) if options is None else {**_recovery_options(config), **options}
-    return int(config.get("recover_epochs") or 0), tuple(sorted(options.items())), iteration
+def _recovery_key(config: dict[str, Any], iteration: int) -> tuple[Any, ...]:
+    """What makes two recoveries the same: their length, their training options, the iteration recovered."""
+    return int(config.get("recover_epochs") or 0), tuple(sorted(_recovery_options(config).items())), iteration
 
 
 def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] | None:
@@ -330,7 +327,8 @@ def _finished_recovery(run: RunDir) -> tuple[tuple[Any, ...], IterationRecord] |
         return None
     rec = IterationRecord.from_json(read_json(recovered))
     # the record says how it was trained (one written before it did: as config.yaml says)
-    return _recovery_key(run.read_config(), rec.iteration, rec.extra.get("recovery", {})), rec
+    config = {**run.read_config(), "recovery_options": rec.extra.get("recovery", {})}
+    return _recovery_key(config, rec.iteration), rec
 
 
 def _going_on(state: RunState, iterations: list[IterationRecord], stops: Stops, command: str,
